@@ -1,0 +1,43 @@
+# Shouhu: two commands on a fresh machine, `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.8
+UV := $(PYTHON) -m uv
+VENV := .venv
+BIN := $(VENV)/bin
+export SHOUHU_HOME ?= $(CURDIR)/.shouhu
+
+.PHONY: install demo test lint bench docs clean
+
+## install: create .venv from the lock file (idempotent; quick when nothing changed)
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
+	$(UV) sync --frozen --python 3.11
+	@touch $@
+
+## demo: synthetic population → ingest → features (later: train, score, serve)
+demo: install
+	$(BIN)/shouhu demo
+
+## test: lint, architecture contracts, and the whole test suite
+test: install lint
+	$(BIN)/pytest -n 2 --dist loadfile
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
+
+## bench: speed and memory figures (prints them; never a pass/fail test)
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+## docs: regenerate the documents generated from code
+docs: install
+	$(BIN)/shouhu features datamodel --out docs/data-model.md
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -1,0 +1,87 @@
+"""One error hierarchy for every surface (CLI exit codes, HTTP statuses).
+
+Domain code raises these; each entrypoint maps them once: the CLI prints the message and exits
+with ``exit_code``, the service returns ``http_status``. Messages name the object they concern
+(a file, row and field; a child's pseudonymous id) and never carry names or identity numbers.
+"""
+
+from __future__ import annotations
+
+
+class ShouhuError(Exception):
+    """Base class of every error Shouhu reports to a person."""
+
+    exit_code: int = 1
+    http_status: int = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(ShouhuError):
+    """Settings or a configuration file are invalid."""
+
+    exit_code = 3
+    http_status = 500
+
+
+class SourceFileError(ShouhuError):
+    """A source file cannot be read at all (encoding, truncation, unknown table, no rows).
+
+    Nothing from the file is stored when this is raised.
+    """
+
+    exit_code = 4
+    http_status = 422
+
+    def __init__(self, file: str, reason: str) -> None:
+        super().__init__(f"{file}: {reason}")
+        self.file = file
+        self.reason = reason
+
+
+class SourceRowError(ShouhuError):
+    """One row of a source file breaks the data model; it names file, row and field."""
+
+    exit_code = 4
+    http_status = 422
+
+    def __init__(self, file: str, row: int, field: str, reason: str) -> None:
+        super().__init__(f"{file}, row {row}, field {field!r}: {reason}")
+        self.file = file
+        self.row = row
+        self.field = field
+        self.reason = reason
+
+
+class MappingError(ShouhuError):
+    """A header/value mapping file is malformed."""
+
+    exit_code = 3
+    http_status = 500
+
+
+class StoreError(ShouhuError):
+    """The feature store is missing, locked or inconsistent."""
+
+    exit_code = 5
+    http_status = 503
+
+
+class NotFound(ShouhuError):
+    """The object does not exist (or is outside the caller's area, which reads the same)."""
+
+    exit_code = 6
+    http_status = 404
+
+
+__all__ = [
+    "ConfigError",
+    "MappingError",
+    "NotFound",
+    "ShouhuError",
+    "SourceFileError",
+    "SourceRowError",
+    "StoreError",
+]

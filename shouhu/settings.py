@@ -1,0 +1,123 @@
+"""The one typed settings object, read only by entrypoints (CLI commands, the app factory).
+
+Library functions take plain arguments and never read settings. Values come, in order of
+precedence, from ``SHOUHU_*`` environment variables (nested sections with ``__``, e.g.
+``SHOUHU_STORE__THREADS=2``), then a TOML file (``SHOUHU_CONFIG``, else
+``$SHOUHU_HOME/shouhu.toml`` when present), then the defaults below, which make ``make demo``
+work on 127.0.0.1.
+
+Why here: ``shouhu`` is the lowest layer, importable by every package without breaking the
+one-way flow features → models → service/monitoring (docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+#: Demo key for pseudonymising synthetic identity numbers. Refused outside demo mode.
+DEMO_PSEUDONYM_KEY = "shouhu-demo-key-not-for-real-data"
+
+
+class StoreSettings(BaseModel):
+    """The embedded DuckDB feature store."""
+
+    filename: str = "features.duckdb"
+    threads: int = Field(default=0, ge=0, description="DuckDB threads; 0 lets DuckDB choose")
+    memory_limit: str = Field(default="4GB", description="DuckDB memory_limit for one process")
+
+
+class IngestSettings(BaseModel):
+    """Ledger ingestion."""
+
+    mapping_file: Path | None = Field(
+        default=None, description="county header/value mapping (YAML); default mapping if unset"
+    )
+    max_future_days: int = Field(
+        default=1, ge=0, description="how far past the load date a recorded date may lie"
+    )
+
+
+class Settings(BaseSettings):
+    """Shouhu's settings. See the module docstring for sources and precedence."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SHOUHU_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    home: Path = Field(default=Path(".shouhu"), description="data home: store, registry, reports")
+    demo_mode: bool = Field(
+        default=True, description="allow the demo pseudonym key; set false for real ledgers"
+    )
+    pseudonym_key: SecretStr = Field(
+        default=SecretStr(DEMO_PSEUDONYM_KEY),
+        description="HMAC key that pseudonymises identity numbers before storage",
+    )
+    log_level: str = "INFO"
+    store: StoreSettings = StoreSettings()
+    ingest: IngestSettings = IngestSettings()
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @model_validator(mode="after")
+    def _refuse_demo_key_for_real_data(self) -> Settings:
+        key = self.pseudonym_key.get_secret_value()
+        if not self.demo_mode and key == DEMO_PSEUDONYM_KEY:
+            raise ValueError(
+                "SHOUHU_PSEUDONYM_KEY must be set to a secret key when SHOUHU_DEMO_MODE is false"
+            )
+        if len(key) < 16:
+            raise ValueError("SHOUHU_PSEUDONYM_KEY must be at least 16 characters")
+        return self
+
+    @property
+    def store_path(self) -> Path:
+        """The DuckDB feature-store file."""
+        return self.home / self.store.filename
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_file = _config_file()
+        if toml_file is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("SHOUHU_CONFIG")
+    if explicit:
+        return Path(explicit)
+    candidate = Path(os.environ.get("SHOUHU_HOME", ".shouhu")) / "shouhu.toml"
+    return candidate if candidate.is_file() else None
+
+
+@lru_cache(maxsize=1)
+def get_settings(**overrides: Any) -> Settings:
+    """Return the process's settings, built once (tests call ``get_settings.cache_clear()``)."""
+    return Settings(**overrides)
+
+
+__all__ = ["DEMO_PSEUDONYM_KEY", "IngestSettings", "Settings", "StoreSettings", "get_settings"]
