@@ -79,9 +79,11 @@ def _check_year(year: int) -> None:
 def terms() -> tuple[Term, ...]:
     """Every term the calendar covers, in order."""
     out: list[Term] = []
-    for year in range(FIRST_YEAR, LAST_YEAR):
+    for year in range(FIRST_YEAR, LAST_YEAR + 1):
         spring_start = max(date(year, 2, 17), SPRING_FESTIVAL[year] + timedelta(days=15))
         out.append(Term(len(out), _next_weekday(spring_start), date(year, 7, 5)))
+        if year == LAST_YEAR:  # its autumn term ends near a Spring Festival the table lacks
+            break
         autumn_end = min(date(year + 1, 1, 20), SPRING_FESTIVAL[year + 1] - timedelta(days=7))
         out.append(Term(len(out), _next_weekday(date(year, 9, 1)), autumn_end))
     return tuple(out)
@@ -124,9 +126,7 @@ def school_days_frame() -> pd.DataFrame:
     weekday = days.weekday < 5
     holiday = ((days.month == 10) & (days.day <= 7)) | ((days.month == 5) & (days.day <= 5))
     school = (term_index >= 0) & weekday & ~holiday
-    return pd.DataFrame(
-        {"day": days.date, "is_school_day": school, "term_index": term_index}
-    )
+    return pd.DataFrame({"day": days.date, "is_school_day": school, "term_index": term_index})
 
 
 def school_days_between(start: date, end: date) -> int:

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-app = typer.Typer(help="Sources, validation, synthetic population and the feature store.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Sources, validation, synthetic population and the feature store.", no_args_is_help=True
+)
 
 
-class Scenario(str, Enum):
+class Scenario(StrEnum):
     """Named synthetic scenarios (see docs/synthetic-population.md)."""
 
     baseline = "baseline"
@@ -27,7 +28,7 @@ class Scenario(str, Enum):
     school_closure = "school-closure"
 
 
-class LedgerFormat(str, Enum):
+class LedgerFormat(StrEnum):
     """File format of the delivered ledgers."""
 
     csv = "csv"
@@ -100,8 +101,11 @@ def ingest(
 
     settings = get_settings()
     header_map = load_mapping(mapping or settings.ingest.mapping_file)
-    con = connect(settings.store_path, threads=settings.store.threads,
-                  memory_limit=settings.store.memory_limit)
+    con = connect(
+        settings.store_path,
+        threads=settings.store.threads,
+        memory_limit=settings.store.memory_limit,
+    )
     try:
         summary = ingest_paths(
             con,
@@ -131,8 +135,12 @@ def build(
 
     settings = get_settings()
     started = time.perf_counter()
-    con = connect(settings.store_path, read_only=True, threads=settings.store.threads,
-                  memory_limit=settings.store.memory_limit)
+    con = connect(
+        settings.store_path,
+        read_only=True,
+        threads=settings.store.threads,
+        memory_limit=settings.store.memory_limit,
+    )
     try:
         frame = FeatureStore(con).build(as_of.date())
     finally:
@@ -143,7 +151,7 @@ def build(
     _emit(
         {
             "as_of": as_of.date().isoformat(),
-            "children": int(len(frame)),
+            "children": len(frame),
             "features": int(frame.shape[1] - 1),
             "out": str(out) if out else None,
             "seconds": round(time.perf_counter() - started, 3),

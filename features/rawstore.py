@@ -111,7 +111,7 @@ def connect(
     if read_only and not path.exists():
         raise StoreError(f"no feature store at {path}: run `shouhu features ingest` first")
     path.parent.mkdir(parents=True, exist_ok=True)
-    config: dict[str, str | int | bool] = {}
+    config: dict[str, str | bool | int | float | list[str]] = {}
     if threads:
         config["threads"] = threads
     if memory_limit:

@@ -103,7 +103,11 @@ HUKOU = _codes(
 )
 LEFT_BEHIND_TYPE = _codes(
     ("both_away", "父母双方外出务工", "both parents away for work"),
-    ("one_away_other_incapable", "一方外出另一方无监护能力", "one parent away, the other incapable"),
+    (
+        "one_away_other_incapable",
+        "一方外出另一方无监护能力",
+        "one parent away, the other incapable",
+    ),
 )
 POVERTY = _codes(
     ("none", "无", "none"),
@@ -250,24 +254,42 @@ CHILDREN = TableSpec(
     columns=(
         _ID,
         Column("name", "姓名", "str", "child's name", pii="name"),
-        Column("household_no", "户编号", "str", "household number (siblings share it)",
-               pii="household"),
+        Column(
+            "household_no", "户编号", "str", "household number (siblings share it)", pii="household"
+        ),
         Column("sex", "性别", "category", "sex", codes=SEX),
         Column("birth_date", "出生日期", "date", "date of birth"),
-        Column("ethnicity", "民族", "category", "ethnicity (audited, never a model feature)",
-               codes=ETHNICITY),
+        Column(
+            "ethnicity",
+            "民族",
+            "category",
+            "ethnicity (audited, never a model feature)",
+            codes=ETHNICITY,
+        ),
         Column("hukou_status", "户籍状况", "category", "household registration", codes=HUKOU),
         Column("village_code", "所在村(社区)代码", "str", "area code of the home village"),
         Column("school_code", "就读学校代码", "str", "school attended", required=False),
-        Column("left_behind_type", "留守类型", "category", "left-behind type",
-               codes=LEFT_BEHIND_TYPE),
+        Column(
+            "left_behind_type", "留守类型", "category", "left-behind type", codes=LEFT_BEHIND_TYPE
+        ),
         Column("disability", "是否残疾", "bool", "has a disability"),
         Column("serious_illness", "是否患重病", "bool", "has a serious illness"),
-        Column("poverty_status", "困难救助类型", "category", "minimum-income or extreme-poverty "
-               "support", codes=POVERTY),
+        Column(
+            "poverty_status",
+            "困难救助类型",
+            "category",
+            "minimum-income or extreme-poverty support",
+            codes=POVERTY,
+        ),
         Column("status", "建档状态", "category", "registry status", codes=REGISTRY_STATUS),
-        Column("exit_reason", "退出原因", "category", "why the file was closed", required=False,
-               codes=EXIT_REASON),
+        Column(
+            "exit_reason",
+            "退出原因",
+            "category",
+            "why the file was closed",
+            required=False,
+            codes=EXIT_REASON,
+        ),
         Column("registered_date", "建档日期", "date", "date of this version of the file"),
         _RECORDED,
     ),
@@ -282,24 +304,66 @@ GUARDIANSHIP = TableSpec(
     columns=(
         _ID,
         Column("change_date", "变更日期", "date", "date this guardianship state began"),
-        Column("caregiver_relation", "实际监护人关系", "category", "who cares for the child",
-               codes=RELATION),
-        Column("caregiver_age", "监护人年龄", "int", "caregiver's age", required=False,
-               minimum=14, maximum=105),
-        Column("caregiver_health", "监护人健康状况", "category", "caregiver's health",
-               required=False, codes=HEALTH),
-        Column("capacity", "监护能力评估", "category", "assessed guardianship capacity",
-               codes=CAPACITY),
-        Column("agreement_signed", "是否签订委托监护协议", "bool",
-               "entrusted-guardianship agreement signed"),
-        Column("parent_contact", "父母联系频次", "category", "how often parents phone the child",
-               codes=CONTACT),
-        Column("parent_last_visit", "父母最近返乡日期", "date", "when a parent last came home",
-               required=False),
-        Column("adult_woman_in_household", "家中是否有成年女性", "bool",
-               "an adult woman lives in the household"),
-        Column("living_arrangement", "居住方式", "category", "where and with whom the child lives",
-               codes=LIVING),
+        Column(
+            "caregiver_relation",
+            "实际监护人关系",
+            "category",
+            "who cares for the child",
+            codes=RELATION,
+        ),
+        Column(
+            "caregiver_age",
+            "监护人年龄",
+            "int",
+            "caregiver's age",
+            required=False,
+            minimum=14,
+            maximum=105,
+        ),
+        Column(
+            "caregiver_health",
+            "监护人健康状况",
+            "category",
+            "caregiver's health",
+            required=False,
+            codes=HEALTH,
+        ),
+        Column(
+            "capacity", "监护能力评估", "category", "assessed guardianship capacity", codes=CAPACITY
+        ),
+        Column(
+            "agreement_signed",
+            "是否签订委托监护协议",
+            "bool",
+            "entrusted-guardianship agreement signed",
+        ),
+        Column(
+            "parent_contact",
+            "父母联系频次",
+            "category",
+            "how often parents phone the child",
+            codes=CONTACT,
+        ),
+        Column(
+            "parent_last_visit",
+            "父母最近返乡日期",
+            "date",
+            "when a parent last came home",
+            required=False,
+        ),
+        Column(
+            "adult_woman_in_household",
+            "家中是否有成年女性",
+            "bool",
+            "an adult woman lives in the household",
+        ),
+        Column(
+            "living_arrangement",
+            "居住方式",
+            "category",
+            "where and with whom the child lives",
+            codes=LIVING,
+        ),
         _RECORDED,
     ),
 )
@@ -316,19 +380,27 @@ VISITS = TableSpec(
         Column("visit_date", "走访日期", "date", "date of the visit"),
         Column("visitor_role", "走访人员类别", "category", "who visited", codes=VISITOR_ROLE),
         Column("child_seen", "是否见到儿童", "bool", "the child was seen"),
-        Column("living_arrangement", "居住方式", "category", "living arrangement observed",
-               codes=LIVING),
+        Column(
+            "living_arrangement",
+            "居住方式",
+            "category",
+            "living arrangement observed",
+            codes=LIVING,
+        ),
         Column("guardian_present", "监护人是否在场", "bool", "the guardian was present"),
-        Column("guardian_capable", "监护人是否具备监护能力", "bool", "the guardian appeared capable"),
-        Column("home_hazards", "安全隐患", "category", "home hazards seen", codes=HAZARD,
-               multi=True),
+        Column(
+            "guardian_capable", "监护人是否具备监护能力", "bool", "the guardian appeared capable"
+        ),
+        Column(
+            "home_hazards", "安全隐患", "category", "home hazards seen", codes=HAZARD, multi=True
+        ),
         Column("injury_signs", "是否有受伤迹象", "bool", "signs of injury"),
         Column("neglect_signs", "是否有疏于照料迹象", "bool", "signs of neglect"),
-        Column("emotional_state", "情绪状态", "category", "child's emotional state",
-               codes=EMOTION),
+        Column("emotional_state", "情绪状态", "category", "child's emotional state", codes=EMOTION),
         Column("needs", "主要需求", "text", "needs noted (free text, no names)", required=False),
-        Column("actions", "采取措施", "text", "actions taken (free text, no names)",
-               required=False),
+        Column(
+            "actions", "采取措施", "text", "actions taken (free text, no names)", required=False
+        ),
         _RECORDED,
     ),
 )
@@ -342,8 +414,9 @@ ENROLMENTS = TableSpec(
     columns=(
         _ID,
         _SCHOOL,
-        Column("grade", "年级", "int", "grade (0 = pre-school, 1-9 compulsory)", minimum=0,
-               maximum=12),
+        Column(
+            "grade", "年级", "int", "grade (0 = pre-school, 1-9 compulsory)", minimum=0, maximum=12
+        ),
         Column("boarding", "是否寄宿", "bool", "boards at school"),
         Column("enrol_status", "学籍状态", "category", "enrolment status", codes=ENROL_STATUS),
         Column("change_date", "变动日期", "date", "date of this enrolment state"),
@@ -363,8 +436,9 @@ ATTENDANCE = TableSpec(
         Column("week_start", "周起始日期", "date", "Monday of the school week"),
         Column("school_days", "应到校天数", "int", "school days that week", minimum=0, maximum=7),
         Column("excused_days", "请假天数", "int", "excused absence days", minimum=0, maximum=7),
-        Column("unexcused_days", "无故缺课天数", "int", "unexcused absence days", minimum=0,
-               maximum=7),
+        Column(
+            "unexcused_days", "无故缺课天数", "int", "unexcused absence days", minimum=0, maximum=7
+        ),
         _RECORDED,
     ),
 )
@@ -379,8 +453,9 @@ RESULTS = TableSpec(
         _ID,
         _SCHOOL,
         Column("term_end", "学期结束日期", "date", "last day of the term"),
-        Column("average_score", "平均成绩", "float", "average score (0-100)", minimum=0,
-               maximum=100),
+        Column(
+            "average_score", "平均成绩", "float", "average score (0-100)", minimum=0, maximum=100
+        ),
         Column("failed_subjects", "不及格科目数", "int", "subjects failed", minimum=0, maximum=15),
         _RECORDED,
     ),
@@ -398,8 +473,15 @@ SCHOOL_EVENTS = TableSpec(
         _SCHOOL,
         Column("event_date", "发生日期", "date", "date of the event"),
         Column("kind", "类型", "category", "what happened", codes=SCHOOL_EVENT),
-        Column("absent_days", "连续缺课天数", "int", "consecutive school days absent",
-               required=False, minimum=0, maximum=400),
+        Column(
+            "absent_days",
+            "连续缺课天数",
+            "int",
+            "consecutive school days absent",
+            required=False,
+            minimum=0,
+            maximum=400,
+        ),
         _RECORDED,
     ),
 )
@@ -414,10 +496,22 @@ SCREENINGS = TableSpec(
         _ID,
         Column("screen_date", "筛查日期", "date", "date of the screening"),
         Column("screener", "筛查机构", "category", "who screened", codes=SCREENER),
-        Column("depression_score", "抑郁量表得分", "int", "depression score (CES-DC, 0-60)",
-               minimum=0, maximum=60),
-        Column("anxiety_score", "焦虑量表得分", "int", "anxiety score (SCARED, 0-82)", minimum=0,
-               maximum=82),
+        Column(
+            "depression_score",
+            "抑郁量表得分",
+            "int",
+            "depression score (CES-DC, 0-60)",
+            minimum=0,
+            maximum=60,
+        ),
+        Column(
+            "anxiety_score",
+            "焦虑量表得分",
+            "int",
+            "anxiety score (SCARED, 0-82)",
+            minimum=0,
+            maximum=82,
+        ),
         Column("suicidal_ideation", "是否有自杀意念", "bool", "reported suicidal ideation"),
         Column("positive", "筛查结果阳性", "bool", "screen positive: referred for assessment"),
         _RECORDED,
@@ -436,8 +530,13 @@ INCIDENTS = TableSpec(
         Column("event_date", "发生日期", "date", "date the incident happened"),
         Column("incident_type", "事件类型", "category", "what happened", codes=INCIDENT_TYPE),
         Column("reporter", "报告单位", "category", "who reported it", codes=REPORTER),
-        Column("source_system", "来源系统", "category", "system the record came from",
-               codes=SOURCE_SYSTEM),
+        Column(
+            "source_system",
+            "来源系统",
+            "category",
+            "system the record came from",
+            codes=SOURCE_SYSTEM,
+        ),
         Column("reported_to_police", "是否报警", "bool", "reported to the police"),
         Column("police_receipt", "公安回执号", "str", "police receipt number", required=False),
         Column("outcome", "处置结果", "category", "outcome", codes=OUTCOME),

@@ -24,7 +24,9 @@ app.add_typer(features_app, name="features")
 
 @app.command()
 def demo(
-    children: Annotated[int, typer.Option(min=100, help="children in the synthetic population")] = 20000,
+    children: Annotated[
+        int, typer.Option(min=100, help="children in the synthetic population")
+    ] = 20000,
     months: Annotated[int, typer.Option(min=3, help="months of ledgers")] = 24,
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON summary")] = False,

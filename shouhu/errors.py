@@ -69,7 +69,7 @@ class StoreError(ShouhuError):
     http_status = 503
 
 
-class NotFound(ShouhuError):
+class NotFoundError(ShouhuError):
     """The object does not exist (or is outside the caller's area, which reads the same)."""
 
     exit_code = 6
@@ -79,7 +79,7 @@ class NotFound(ShouhuError):
 __all__ = [
     "ConfigError",
     "MappingError",
-    "NotFound",
+    "NotFoundError",
     "ShouhuError",
     "SourceFileError",
     "SourceRowError",
