@@ -1,0 +1,1 @@
+"""Benchmarks: speed and memory figures printed by ``make bench`` (never pass/fail tests)."""
