@@ -22,7 +22,8 @@ from shouhu.settings import Settings
 logger = logging.getLogger(__name__)
 
 
-def _last_month_end(start: date, months: int) -> date:
+def last_month_end(start: date, months: int) -> date:
+    """The last day of the ``months``-th month counted from ``start`` (inclusive)."""
     year = start.year + (start.month - 1 + months - 1) // 12
     month = (start.month - 1 + months - 1) % 12 + 1
     return date(year, month, monthrange(year, month)[1])
@@ -62,10 +63,9 @@ def run_demo(
     """
     from features.ingest import ingest_paths
     from features.mapping import load_mapping
+    from features.rawstore import connect
     from features.store import FeatureStore
     from features.synthetic import SynthConfig, generate
-
-    from features.rawstore import connect
 
     home = settings.home
     home.mkdir(parents=True, exist_ok=True)
@@ -99,7 +99,7 @@ def run_demo(
         summary["ingest"] = ingested.as_dict()
         summary["ingest_seconds"] = round(time.perf_counter() - started, 1)
 
-        as_of = _last_month_end(config.start, months)
+        as_of = last_month_end(config.start, months)
         started = time.perf_counter()
         frame = FeatureStore(con).build(as_of)
         features_dir = home / "features"
