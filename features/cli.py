@@ -97,6 +97,7 @@ def ingest(
     from features.ingest import ingest_paths
     from features.mapping import load_mapping
     from features.rawstore import connect
+    from shouhu.errors import SourceFileError
     from shouhu.settings import get_settings
 
     settings = get_settings()
@@ -118,6 +119,11 @@ def ingest(
     finally:
         con.close()
     _emit(summary.as_dict(), json_out)
+    if summary.file_errors:
+        # The other files were loaded; a refused file changed nothing and must be resent.
+        for name, reason in summary.file_errors:
+            typer.echo(f"error: {name}: {reason}", err=True)
+        raise typer.Exit(SourceFileError.exit_code)
 
 
 @app.command()
@@ -174,6 +180,16 @@ def list_features(
     for rec in records:
         window = f"{rec['window_days']}d" if rec["window_days"] else "-"
         typer.echo(f"{rec['name']:<40} {rec['domain']:<14} {window:>6}  {rec['zh']} / {rec['en']}")
+
+
+@app.command()
+def mapping(
+    out: Annotated[Path, typer.Option(help="where to write the mapping file (YAML)")],
+) -> None:
+    """Write the default header/value mapping, for a county to start its own from."""
+    from features.mapping import write_default_mapping
+
+    typer.echo(f"wrote {write_default_mapping(out)}", err=True)
 
 
 @app.command()
