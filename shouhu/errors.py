@@ -62,6 +62,17 @@ class MappingError(ShouhuError):
     http_status = 500
 
 
+class PolicyError(ShouhuError):
+    """The tier-policy file is invalid, or a policy cannot be applied to the data given.
+
+    The message names the file and the field path (``default.yaml: hard_rules[2].when.op: ...``)
+    so the county officer editing the file can find the line.
+    """
+
+    exit_code = 3
+    http_status = 500
+
+
 class StoreError(ShouhuError):
     """The feature store is missing, locked or inconsistent."""
 
@@ -80,6 +91,7 @@ __all__ = [
     "ConfigError",
     "MappingError",
     "NotFoundError",
+    "PolicyError",
     "ShouhuError",
     "SourceFileError",
     "SourceRowError",
