@@ -87,11 +87,35 @@ class NotFoundError(ShouhuError):
     http_status = 404
 
 
+class RegistryError(ShouhuError):
+    """The model registry (MLflow) cannot be reached, or a registered model is inconsistent.
+
+    For example a model version without the bundle artifact, or a bundle whose checksum no
+    longer matches the one recorded when it was registered.
+    """
+
+    exit_code = 7
+    http_status = 503
+
+
+class PromotionRefusedError(ShouhuError):
+    """A champion promotion was refused; nothing in the registry or the log was changed.
+
+    Raised when the approver or the reason is missing, or when the version's recorded
+    precision at capacity is below the tier policy's pre-registered minimum.
+    """
+
+    exit_code = 8
+    http_status = 409
+
+
 __all__ = [
     "ConfigError",
     "MappingError",
     "NotFoundError",
     "PolicyError",
+    "PromotionRefusedError",
+    "RegistryError",
     "ShouhuError",
     "SourceFileError",
     "SourceRowError",

@@ -48,6 +48,37 @@ class IngestSettings(BaseModel):
     )
 
 
+class RegistrySettings(BaseModel):
+    """MLflow tracking and model registry.
+
+    Local by default: a SQLite backend store and an artifact folder under
+    ``$SHOUHU_HOME/mlflow``. Set ``tracking_uri`` (for example ``http://127.0.0.1:5000``) to use
+    a tracking server instead; its own artifact store then applies.
+    """
+
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI; unset means sqlite:///$SHOUHU_HOME/mlflow/mlflow.db",
+    )
+    registry_uri: str | None = Field(
+        default=None, description="MLflow registry URI; unset means the tracking URI"
+    )
+    model_name: str = Field(
+        default="shouhu-risk", min_length=1, description="registered model name"
+    )
+    experiment_name: str = Field(
+        default="shouhu", min_length=1, description="MLflow experiment for training runs"
+    )
+
+    @field_validator("tracking_uri", "registry_uri")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        # SHOUHU_REGISTRY__TRACKING_URI= (empty) in an .env file means "use the default".
+        if value is None:
+            return None
+        return value.strip() or None
+
+
 class Settings(BaseSettings):
     """Shouhu's settings. See the module docstring for sources and precedence."""
 
@@ -68,6 +99,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     store: StoreSettings = StoreSettings()
     ingest: IngestSettings = IngestSettings()
+    registry: RegistrySettings = RegistrySettings()
 
     @field_validator("home")
     @classmethod
@@ -89,6 +121,35 @@ class Settings(BaseSettings):
     def store_path(self) -> Path:
         """The DuckDB feature-store file."""
         return self.home / self.store.filename
+
+    @property
+    def registry_dir(self) -> Path:
+        """Folder of the local MLflow store and the promotion log."""
+        return self.home / "mlflow"
+
+    @property
+    def tracking_uri(self) -> str:
+        """The MLflow tracking URI in force (the local SQLite store unless one is set)."""
+        if self.registry.tracking_uri is not None:
+            return self.registry.tracking_uri
+        return f"sqlite:///{(self.registry_dir / 'mlflow.db').as_posix()}"
+
+    @property
+    def registry_uri(self) -> str:
+        """The MLflow registry URI in force (the tracking URI unless one is set)."""
+        return self.registry.registry_uri or self.tracking_uri
+
+    @property
+    def artifact_location(self) -> str | None:
+        """Artifact folder URI for the local store; ``None`` when a server decides."""
+        if self.registry.tracking_uri is not None:
+            return None
+        return (self.registry_dir / "artifacts").as_uri()
+
+    @property
+    def promotion_log_path(self) -> Path:
+        """The append-only JSON-lines log of champion promotions."""
+        return self.registry_dir / "promotions.jsonl"
 
     @classmethod
     def settings_customise_sources(
@@ -120,4 +181,11 @@ def get_settings(**overrides: Any) -> Settings:
     return Settings(**overrides)
 
 
-__all__ = ["DEMO_PSEUDONYM_KEY", "IngestSettings", "Settings", "StoreSettings", "get_settings"]
+__all__ = [
+    "DEMO_PSEUDONYM_KEY",
+    "IngestSettings",
+    "RegistrySettings",
+    "Settings",
+    "StoreSettings",
+    "get_settings",
+]
