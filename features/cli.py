@@ -135,6 +135,7 @@ def build(
     """Compute every feature for every child registered on the as-of date."""
     import time
 
+    from features.definitions import feature_names
     from features.rawstore import connect
     from features.store import FeatureStore
     from shouhu.settings import get_settings
@@ -158,7 +159,7 @@ def build(
         {
             "as_of": as_of.date().isoformat(),
             "children": len(frame),
-            "features": int(frame.shape[1] - 1),
+            "features": len(set(feature_names()) & set(frame.columns)),
             "out": str(out) if out else None,
             "seconds": round(time.perf_counter() - started, 3),
         },
@@ -190,6 +191,19 @@ def mapping(
     from features.mapping import write_default_mapping
 
     typer.echo(f"wrote {write_default_mapping(out)}", err=True)
+
+
+@app.command()
+def featuredoc(
+    out: Annotated[Path, typer.Option(help="Markdown file to update")] = Path(
+        "docs/feature-store.md"
+    ),
+) -> None:
+    """Regenerate the feature list in docs/feature-store.md from the feature registry."""
+    from features.feature_doc import write_feature_doc
+
+    write_feature_doc(out)
+    typer.echo(f"updated {out}", err=True)
 
 
 @app.command()

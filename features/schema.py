@@ -250,7 +250,8 @@ CHILDREN = TableSpec(
     zh="留守儿童基本信息",
     en="child registry",
     event_time="registered_date",
-    key=("id_number",),
+    # A file has versions: a status change is a new version dated by registered_date.
+    key=("id_number", "registered_date"),
     columns=(
         _ID,
         Column("name", "姓名", "str", "child's name", pii="name"),
@@ -373,7 +374,8 @@ VISITS = TableSpec(
     zh="走访记录",
     en="home visits",
     event_time="visit_date",
-    key=("visit_id",),
+    # One household visit is one visit_id with a row for each child seen or asked about.
+    key=("visit_id", "id_number"),
     columns=(
         Column("visit_id", "走访编号", "str", "visit record number"),
         _ID,

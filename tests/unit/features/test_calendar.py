@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date, timedelta
 
 import pytest
@@ -21,7 +22,7 @@ from features.calendar import (
 
 def test_terms_are_ordered_and_disjoint() -> None:
     all_terms = terms()
-    for earlier, later in zip(all_terms, all_terms[1:], strict=False):
+    for earlier, later in itertools.pairwise(all_terms):
         assert earlier.index + 1 == later.index
         assert earlier.end < later.start
 
