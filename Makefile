@@ -38,6 +38,7 @@ bench: install
 ## docs: regenerate the documents generated from code
 docs: install
 	$(BIN)/shouhu features datamodel --out docs/data-model.md
+	$(BIN)/shouhu features featuredoc --out docs/feature-store.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -30,6 +30,7 @@ def _ingest(args: argparse.Namespace) -> dict[str, Any]:
     from features.ingest import ingest_paths
     from features.mapping import load_mapping
     from features.rawstore import connect
+    from features.store import FeatureStore
 
     settings = get_settings()
     con = connect(settings.store_path, memory_limit=settings.store.memory_limit)
@@ -42,6 +43,7 @@ def _ingest(args: argparse.Namespace) -> dict[str, Any]:
         max_future_days=settings.ingest.max_future_days,
         progress=False,
     )
+    FeatureStore(con).refresh()
     seconds = time.perf_counter() - started
     con.close()
     out = summary.as_dict()

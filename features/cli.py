@@ -97,6 +97,7 @@ def ingest(
     from features.ingest import ingest_paths
     from features.mapping import load_mapping
     from features.rawstore import connect
+    from features.store import FeatureStore
     from shouhu.errors import SourceFileError
     from shouhu.settings import get_settings
 
@@ -116,6 +117,8 @@ def ingest(
             max_future_days=settings.ingest.max_future_days,
             progress=not json_out,
         )
+        # Precompute which record versions later rows supersede, so read-only builds skip it.
+        FeatureStore(con).refresh()
     finally:
         con.close()
     _emit(summary.as_dict(), json_out)

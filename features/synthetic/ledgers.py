@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from features.synthetic import codes
+from features.synthetic import codes, params
 from features.synthetic.areas import Areas
 from features.synthetic.dynamics import EpisodeBook, MonthEvents, birthday16, sorted_unique
 from features.synthetic.hazards import COMPONENTS, DOMAIN_COMPONENTS, MENTAL_KINDS
@@ -80,7 +80,7 @@ HARM_RECORDING: dict[str, tuple[float, float, tuple[float, float, float, float]]
     "suicide_attempt": (0.7, 0.3, (0.05, 0.8, 0.15, 0.0)),
     "self_harm": (0.6, 0.1, (0.0, 0.6, 0.4, 0.0)),
     "mental_crisis": (0.65, 0.1, (0.0, 0.75, 0.25, 0.0)),
-    "accidental_injury": (0.35, 0.05, (0.0, 0.7, 0.3, 0.0)),
+    "accidental_injury": (params.INJURY_RECORDED, 0.05, (0.0, 0.7, 0.3, 0.0)),
 }
 _SOURCE_ORDER = ("police", "health", "school", "village")
 #: The reporting unit each source system usually names.
@@ -212,6 +212,7 @@ class LedgerBuilder:
         self._school_events(out, ev, m, label)
         self._screenings(out, ev, book, m)
         self._incidents(out, ev, m, label)
+        _one_row_per_key(out, "guardianship", "change_date")
         return out
 
     # -- areas ---------------------------------------------------------------------------------
@@ -974,9 +975,13 @@ class LedgerBuilder:
         source = np.minimum(source, 3)
         village = pop.hh_village[pop.c_hh[all_child]]
         quality = self.areas.village_quality[village]
-        visited = pop.c_last_visit[all_child] >= all_day - 30
+        visited = pop.c_last_visit[all_child] >= all_day - params.RECORD_VISIT_WINDOW
         village_src = source == _SOURCE_ORDER.index("village")
-        p = base_p * np.sqrt(quality) * np.where(village_src & ~visited, 0.45, 1.0)
+        p = (
+            base_p
+            * np.sqrt(quality)
+            * np.where(village_src & ~visited, params.RECORD_UNVISITED_FACTOR, 1.0)
+        )
         p = np.where(village_src & visited, np.minimum(1.0, p * 1.3), p)
         rec_ok = (rng.random(n) < p) & ~is_dropout
         sel = np.flatnonzero(rec_ok)
@@ -1061,6 +1066,22 @@ class LedgerBuilder:
                 inj_rec[pos - n_out] = rec[j] <= self.tl.period_end_day
                 inj_ids[pos - n_out] = inc_ids[j]
         out.injuries = InjuryLinks(inj_rec, inj_ids)
+
+
+def _one_row_per_key(out: MonthLedgers, table: str, date_column: str) -> None:
+    """Keep the first of the month's rows for a child and date.
+
+    A file written on joining, a filed change and a quarterly update can fall on the same day;
+    the ledger's natural key (child, date) would read the later ones as corrections of the
+    first, so only the first is kept.
+    """
+    blocks = out.blocks.get(table)
+    if not blocks:
+        return
+    block = RowBlock.concat(table, blocks)
+    key = block["_child"].astype(np.int64) * 10_000_000 + block[date_column].astype(np.int64)
+    first = np.sort(np.unique(key, return_index=True)[1])
+    out.blocks[table] = [block.take(first)]
 
 
 def _format_ids(prefix: str, serial: IntArray) -> list[str]:

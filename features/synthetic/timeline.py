@@ -72,7 +72,6 @@ class Month:
     winter: bool
     sf_year: int  # Spring Festival year whose home window overlaps this month, else 0
     sf_home_fraction: float  # share of the month's days inside that window
-    sf_first_month: bool  # the window starts in this month (parents decide now)
     after_sf: bool  # the month parents who stay for good are most often decided
     screening_month: bool  # school psychological screening rounds (March, October)
     review_month: bool  # quarterly guardianship file update
@@ -194,7 +193,7 @@ class Timeline:
         start_day, end_day = to_day(first), to_day(nxt) - 1
         days = end_day - start_day + 1
         drowning = DROWNING_MONTH_SHARE[first.month - 1] * 12 * MONTH_DAYS / days
-        sf_year, sf_frac, sf_first = 0, 0.0, False
+        sf_year, sf_frac = 0, 0.0
         for year in (first.year, first.year + 1):
             if year not in SPRING_FESTIVAL:
                 continue
@@ -203,7 +202,6 @@ class Timeline:
             overlap = min(hi, end_day) - max(lo, start_day) + 1
             if overlap > 0:
                 sf_year, sf_frac = year, overlap / days
-                sf_first = start_day <= lo <= end_day or (lo < start_day and index == 0)
         after_sf = False
         if first.year in SPRING_FESTIVAL:
             decision = to_day(SPRING_FESTIVAL[first.year]) + 20
@@ -222,7 +220,6 @@ class Timeline:
             winter=first.month in (12, 1, 2),
             sf_year=sf_year,
             sf_home_fraction=sf_frac,
-            sf_first_month=sf_first,
             after_sf=after_sf,
             screening_month=first.month in (3, 10),
             review_month=first.month in (3, 6, 9, 12),

@@ -243,3 +243,14 @@ def test_ledger_ids_belong_to_registered_children(out: Path) -> None:
         ids = ledger(out, name)["id_number"].dropna().str.strip()
         assert ids.isin(registry).mean() > 0.998, name
     assert TABLES_BY_NAME["visits"].column("id_number").pii == "id_number"
+
+
+def test_natural_keys_identify_rows(out: Path) -> None:
+    """Apart from deliberate duplicates, a table's natural key names one row: a second row
+    with the same key would be read as a correction."""
+    for spec in TABLES:
+        frame = ledger(out, spec.name).drop(columns=["_batch"]).drop_duplicates()
+        keyed = frame.dropna(subset=list(spec.key))
+        clashes = int(keyed.duplicated(subset=list(spec.key), keep=False).sum())
+        limit = 0 if spec.name in ("visits", "guardianship", "attendance", "incidents") else 0.001
+        assert clashes <= limit * len(keyed), (spec.name, clashes)
