@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from features.cli import app as features_app
+from models.cli import app as models_app
 from shouhu.errors import ShouhuError
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(features_app, name="features")
+app.add_typer(models_app, name="models")
 
 
 @app.command()
@@ -31,7 +33,8 @@ def demo(
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON summary")] = False,
 ) -> None:
-    """Build the demo: synthetic population → ingest → features, under SHOUHU_HOME."""
+    """Build the demo under SHOUHU_HOME: synthetic population → ingest → features → train →
+    register and promote a first champion → score the latest month end."""
     from shouhu.demo import run_demo
     from shouhu.settings import get_settings
 

@@ -1,8 +1,9 @@
 """``shouhu demo``: the whole pipeline on a synthetic population, under ``SHOUHU_HOME``.
 
-Stages run in the one direction data flows: synthetic ledgers → ingest → features. Each stage
-is idempotent, so running the demo twice reuses what the first run built (the population is
-regenerated only when its size or seed changes).
+Stages run in the one direction data flows: synthetic ledgers → ingest → features → train →
+register → promote the first champion → score the latest as-of date. Each stage is idempotent,
+so running the demo twice reuses what the first run built (the population is regenerated only
+when its size or seed changes, and a model is trained only while there is no champion).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def run_demo(
             max_future_days=settings.ingest.max_future_days,
             progress=not json_out,
         )
+        FeatureStore(con).refresh()
         summary["ingest"] = ingested.as_dict()
         summary["ingest_seconds"] = round(time.perf_counter() - started, 1)
 
@@ -116,11 +118,59 @@ def run_demo(
     finally:
         con.close()
 
+    summary.update(_models(settings, as_of))
+
     if json_out:
         typer.echo(json.dumps(summary, ensure_ascii=False, default=str))
     else:
         _print_summary(summary)
     return summary
+
+
+def _models(settings: Settings, as_of: date) -> dict[str, Any]:
+    """Train and register a model, promote it as the first champion, and score ``as_of``."""
+    from models.cli import check_gate, registry_from_settings, score_from_settings
+    from models.policy import load_policy
+    from models.train import train_from_settings
+    from shouhu.errors import PromotionRefusedError
+
+    out: dict[str, Any] = {}
+    registry = registry_from_settings(settings)
+    champion = registry.champion_info()
+    started = time.perf_counter()
+    if champion is None:
+        result = train_from_settings(settings)
+        payload = result.to_dict()
+        test = result.test["any"].values()
+        out["train"] = {
+            "model_version": payload["model_version"],
+            "roc_auc": round(test["roc_auc"], 4),
+            "precision_at_capacity": round(test["precision_at_capacity"], 4),
+            "ece": round(test["ece"], 4),
+            "gate": result.gate.reason(),
+            "tier_mix": result.tier_mix,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        version = int(payload["model_version"])
+        try:
+            check_gate(registry, version)
+            record = registry.promote(
+                version,
+                approver="demo",
+                reason="first champion of the demo, trained on the synthetic population",
+                policy=load_policy(settings.policy.file),
+            )
+            out["promotion"] = record.to_dict()
+        except PromotionRefusedError as exc:
+            # The demo goes on: scoring without a champion still applies every rule.
+            out["promotion"] = {"refused": exc.message}
+    else:
+        logger.info("champion version %d exists; reusing it", champion.version)
+        out["train"] = {"model_version": champion.version, "reused_champion": True}
+    started = time.perf_counter()
+    out["score"] = score_from_settings(settings, as_of)
+    out["score"]["seconds"] = round(time.perf_counter() - started, 1)
+    return out
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
@@ -137,6 +187,31 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"  features as of {feats['as_of']}: {feats['children']} registered children,"
         f" {feats['columns']} columns → {feats['out']} ({feats['seconds']} s)",
     ]
+    train = summary.get("train", {})
+    if train.get("reused_champion"):
+        lines.append(f"  model: champion version {train['model_version']} reused")
+    elif train:
+        lines.append(
+            f"  model: version {train['model_version']} trained, test ROC-AUC "
+            f"{train['roc_auc']}, precision at capacity {train['precision_at_capacity']}, "
+            f"ECE {train['ece']} ({train['seconds']} s); {train['gate']}"
+        )
+    promotion = summary.get("promotion")
+    if promotion is not None:
+        if "refused" in promotion:
+            lines.append(f"  promotion refused: {promotion['refused']}")
+        else:
+            lines.append(f"  promoted version {promotion['version']} to champion (approver demo)")
+    score = summary.get("score")
+    if score is not None:
+        tiers = ", ".join(f"{t} {n}" for t, n in score["tiers"].items())
+        lines.append(
+            f"  scored {score['children']} children as of {score['as_of']}: {tiers};"
+            f" {score['hard_rule_hits']} hard-rule hits, {score['borderline']} borderline"
+            f" → {score['out']} ({score['seconds']} s)"
+        )
+        if score.get("model_tiers_missing"):
+            lines.append("  model tiers are missing: no champion, rules only")
     for line in lines:
         typer.echo(line, err=True)
 

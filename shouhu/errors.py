@@ -109,15 +109,51 @@ class PromotionRefusedError(ShouhuError):
     http_status = 409
 
 
+class InputGuardError(ShouhuError):
+    """A scoring run was stopped by an input guard; nothing was scored or stored.
+
+    The guards (limits in the tier policy's ``input_guards``) catch inputs a model must not be
+    trusted with: data too old for the scoring date, a feature whose missing share jumped
+    against the model's training reference, or scores that collapsed to nearly one value.
+    """
+
+    exit_code = 9
+    http_status = 409
+
+
+class StaleDataError(InputGuardError):
+    """The newest ledger record is older than the policy allows on the scoring date."""
+
+
+class MissingRateJumpError(InputGuardError):
+    """A feature's share of missing values rose beyond the policy's limit against training."""
+
+
+class ScoreCollapseError(InputGuardError):
+    """The scores of one run spread less than the policy's minimum (a degenerate input)."""
+
+
+class InsufficientDataError(ShouhuError):
+    """Too little matured history to train or evaluate (a window without rows or events)."""
+
+    exit_code = 10
+    http_status = 409
+
+
 __all__ = [
     "ConfigError",
+    "InputGuardError",
+    "InsufficientDataError",
     "MappingError",
+    "MissingRateJumpError",
     "NotFoundError",
     "PolicyError",
     "PromotionRefusedError",
     "RegistryError",
+    "ScoreCollapseError",
     "ShouhuError",
     "SourceFileError",
     "SourceRowError",
+    "StaleDataError",
     "StoreError",
 ]

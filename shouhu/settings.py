@@ -79,6 +79,60 @@ class RegistrySettings(BaseModel):
         return value.strip() or None
 
 
+class PolicySettings(BaseModel):
+    """The tier policy in force."""
+
+    file: Path | None = Field(
+        default=None, description="tier-policy YAML file; the default policy shipped if unset"
+    )
+
+
+class TrainSettings(BaseModel):
+    """Model training (``shouhu models train``): the as-of spine, the windows and the seed.
+
+    Windows are in days of as-of dates, counted back from the last date whose 90-day label
+    window has fully passed; see ``models.splits.rolling_time_folds``.
+    """
+
+    seed: int = Field(default=0, ge=0, description="seed of every random choice in training")
+    cadence_months: int = Field(
+        default=1, ge=1, le=12, description="one as-of date (a month end) every this many months"
+    )
+    warmup_months: int = Field(
+        default=0,
+        ge=0,
+        description="leave out as-of dates in the first months of the ledgers (short history)",
+    )
+    horizon_days: int = Field(default=90, ge=1, description="days a label looks forward")
+    test_days: int = Field(default=90, ge=1, description="as-of days in each test window")
+    calib_days: int = Field(default=90, ge=1, description="as-of days in each calibration window")
+    n_folds: int = Field(
+        default=2, ge=1, description="rolling time folds; the champion gate needs at least two"
+    )
+    calib_share: float = Field(default=0.25, gt=0.0, lt=1.0, description="households calibrating")
+    test_share: float = Field(default=0.25, gt=0.0, lt=1.0, description="households testing")
+    n_estimators: int = Field(default=400, ge=1, description="boosting rounds per model")
+    n_jobs: int = Field(
+        default=1,
+        ge=1,
+        description="LightGBM threads; fixed for reproducibility, and one because OpenMP threads "
+        "spin-wait and slow down tenfold on a busy machine",
+    )
+    n_bootstrap: int = Field(
+        default=200, ge=1, description="household-bootstrap refits of the p_any calibration"
+    )
+    n_resamples: int = Field(default=200, ge=1, description="bootstrap resamples of each metric")
+
+
+class ScoringSettings(BaseModel):
+    """Scoring runs (``shouhu models score``): where scores are kept."""
+
+    database: str = Field(
+        default="scores.duckdb", description="DuckDB file of every scoring run, under the home"
+    )
+    folder: str = Field(default="scores", description="folder of the Parquet files of scores")
+
+
 class Settings(BaseSettings):
     """Shouhu's settings. See the module docstring for sources and precedence."""
 
@@ -100,6 +154,9 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
     ingest: IngestSettings = IngestSettings()
     registry: RegistrySettings = RegistrySettings()
+    policy: PolicySettings = PolicySettings()
+    train: TrainSettings = TrainSettings()
+    scoring: ScoringSettings = ScoringSettings()
 
     @field_validator("home")
     @classmethod
@@ -147,6 +204,21 @@ class Settings(BaseSettings):
         return (self.registry_dir / "artifacts").as_uri()
 
     @property
+    def scores_dir(self) -> Path:
+        """Folder of the Parquet files written by scoring runs."""
+        return self.home / self.scoring.folder
+
+    @property
+    def scores_db_path(self) -> Path:
+        """The DuckDB file of scoring runs (apart from the feature store, which features own)."""
+        return self.home / self.scoring.database
+
+    @property
+    def reports_dir(self) -> Path:
+        """Folder of evaluation and other reports."""
+        return self.home / "reports"
+
+    @property
     def promotion_log_path(self) -> Path:
         """The append-only JSON-lines log of champion promotions."""
         return self.registry_dir / "promotions.jsonl"
@@ -184,8 +256,11 @@ def get_settings(**overrides: Any) -> Settings:
 __all__ = [
     "DEMO_PSEUDONYM_KEY",
     "IngestSettings",
+    "PolicySettings",
     "RegistrySettings",
+    "ScoringSettings",
     "Settings",
     "StoreSettings",
+    "TrainSettings",
     "get_settings",
 ]

@@ -1,0 +1,13 @@
+"""Fixtures of the model tests that need a real population and a trained model."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests._trained_model import Prepared, prepared
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Prepared:
+    """The shared small population, its training rows and the model trained on them."""
+    return prepared(tmp_path_factory)
