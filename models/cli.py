@@ -247,6 +247,7 @@ def score_from_settings(
             FeatureStore(con),
             scores_store.previous(as_of),
             model=None if champion is None else ModelRef(champion.name, champion.version),
+            explain_threads=settings.scoring.explain_threads or None,
         )
     finally:
         con.close()

@@ -131,6 +131,12 @@ class ScoringSettings(BaseModel):
         default="scores.duckdb", description="DuckDB file of every scoring run, under the home"
     )
     folder: str = Field(default="scores", description="folder of the Parquet files of scores")
+    explain_threads: int = Field(
+        default=1,
+        ge=0,
+        description="LightGBM threads for the reasons (0: every core); one is robust on a busy "
+        "machine, where spin-waiting OpenMP threads slow down tenfold",
+    )
 
 
 class Settings(BaseSettings):
