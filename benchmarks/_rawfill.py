@@ -154,7 +154,7 @@ class _Filler:
             "lag": self._lag(m),
         }
         select = (
-            "printf('c-%016x', child) AS child_pid, printf('h-%016x', child // 2) AS "
+            "printf('c-%016x', child) AS child_id, printf('h-%016x', child // 2) AS "
             "household_pid, ['male', 'female'][sex + 1] AS sex, "
             f"{self._day('birth')} AS birth_date, "
             f"{_codes(['han', 'tujia', 'miao', 'yi', 'other'])}[eth + 1] AS ethnicity, "
@@ -193,7 +193,7 @@ class _Filler:
         }
         cols = self._with_corrections(cols, "child")
         select = (
-            "printf('c-%016x', child) AS child_pid, "
+            "printf('c-%016x', child) AS child_id, "
             f"{self._day('day')} AS change_date, "
             f"{_codes(['grandparent', 'relative', 'parent', 'entrusted', 'none'])}[rel + 1] "
             "AS caregiver_relation, age AS caregiver_age, "
@@ -231,7 +231,7 @@ class _Filler:
             ["child_director", "child_supervisor", "village_cadre", "social_worker", "teacher"]
         )
         select = (
-            "printf('v-%d', id) AS visit_id, printf('c-%016x', child) AS child_pid, "
+            "printf('v-%d', id) AS visit_id, printf('c-%016x', child) AS child_id, "
             f"{self._day('day')} AS visit_date, "
             f"{roles}[role + 1] AS visitor_role, seen AS child_seen, "
             f"{_codes(['with_caregiver', 'boarding', 'alone', 'unknown'])}[living + 1] "
@@ -256,7 +256,7 @@ class _Filler:
             "school": (child % self.sizes.schools).astype(np.int64),
         }
         select = (
-            "printf('c-%016x', child) AS child_pid, printf('S%05d', school) AS school_code, "
+            "printf('c-%016x', child) AS child_id, printf('S%05d', school) AS school_code, "
             f"{self._day('week')} AS week_start, 5 AS school_days, excused AS excused_days, "
             f"unexcused AS unexcused_days, {self._day('week + lag')} AS recorded_at"
         )
@@ -275,7 +275,7 @@ class _Filler:
             "school": (child % self.sizes.schools).astype(np.int64),
         }
         select = (
-            "printf('c-%016x', child) AS child_pid, printf('S%05d', school) AS school_code, "
+            "printf('c-%016x', child) AS child_id, printf('S%05d', school) AS school_code, "
             "grade, boarding, "
             f"{_codes(['enrolled', 'suspended', 'transferred', 'dropped_out'])}[status + 1] "
             f"AS enrol_status, {self._day('day')} AS change_date, "
@@ -295,7 +295,7 @@ class _Filler:
             "school": (child % self.sizes.schools).astype(np.int64),
         }
         select = (
-            "printf('c-%016x', child) AS child_pid, printf('S%05d', school) AS school_code, "
+            "printf('c-%016x', child) AS child_id, printf('S%05d', school) AS school_code, "
             f"{self._day('term')} AS term_end, score AS average_score, "
             f"failed AS failed_subjects, {self._day('term + lag')} AS recorded_at"
         )
@@ -315,7 +315,7 @@ class _Filler:
         }
         kinds = _codes(["suspected_dropout", "dropout", "persuasion", "written_report", "returned"])
         select = (
-            "printf('e-%d', id) AS event_id, printf('c-%016x', child) AS child_pid, "
+            "printf('e-%d', id) AS event_id, printf('c-%016x', child) AS child_id, "
             f"printf('S%05d', school) AS school_code, {self._day('day')} AS event_date, "
             f"{kinds}[kind + 1] AS kind, absent AS absent_days, "
             f"{self._day('day + lag')} AS recorded_at"
@@ -335,7 +335,7 @@ class _Filler:
             "lag": self._lag(n),
         }
         select = (
-            "printf('c-%016x', child) AS child_pid, "
+            "printf('c-%016x', child) AS child_id, "
             f"{self._day('day')} AS screen_date, ['school', 'health'][screener + 1] AS screener, "
             "dep AS depression_score, anx AS anxiety_score, ideation AS suicidal_ideation, "
             f"positive, {self._day('day + lag')} AS recorded_at"
@@ -370,7 +370,7 @@ class _Filler:
             "lag": self._lag(n),
         }
         select = (
-            "printf('i-%d', id) AS incident_id, printf('c-%016x', child) AS child_pid, "
+            "printf('i-%d', id) AS incident_id, printf('c-%016x', child) AS child_id, "
             f"{self._day('day')} AS event_date, {_codes(types)}[type + 1] AS incident_type, "
             "'village' AS reporter, "
             f"{_codes(['police', 'health', 'school', 'village'])}[source + 1] AS source_system, "

@@ -65,9 +65,9 @@ def _stage(name: str, db: Path) -> dict[str, Any]:
         }
     if name == "spine":
         store = FeatureStore(con)
-        ids = store.registered_children(AS_OF)["child_pid"].sample(20_000, random_state=0)
+        ids = store.registered_children(AS_OF)["child_id"].sample(20_000, random_state=0)
         month_ends = pd.date_range(end=pd.Timestamp(AS_OF), periods=24, freq="ME")
-        spine = pd.MultiIndex.from_product([ids, month_ends], names=["child_pid", "as_of"])
+        spine = pd.MultiIndex.from_product([ids, month_ends], names=["child_id", "as_of"])
         started = time.perf_counter()
         frame = store.as_of_frame(spine.to_frame(index=False))
         return {"seconds": time.perf_counter() - started, "rows": len(frame)}

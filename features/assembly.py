@@ -150,26 +150,26 @@ def as_of_calendar(as_of: Iterable[date | pd.Timestamp]) -> pd.DataFrame:
 
 
 def normalise_spine(spine: pd.DataFrame) -> pd.DataFrame:
-    """``child_pid`` (str) and ``as_of`` (midnight timestamps), checked and in order.
+    """``child_id`` (str) and ``as_of`` (midnight timestamps), checked and in order.
 
     Raises
     ------
     ValueError
-        If a column is missing, a value is missing, or a ``(child_pid, as_of)`` pair repeats.
+        If a column is missing, a value is missing, or a ``(child_id, as_of)`` pair repeats.
     """
-    missing = {"child_pid", "as_of"} - set(spine.columns)
+    missing = {"child_id", "as_of"} - set(spine.columns)
     if missing:
-        raise ValueError(f"the spine needs columns child_pid and as_of; missing {sorted(missing)}")
+        raise ValueError(f"the spine needs columns child_id and as_of; missing {sorted(missing)}")
     out = pd.DataFrame(
         {
-            "child_pid": spine["child_pid"].astype("str"),
+            "child_id": spine["child_id"].astype("str"),
             "as_of": pd.to_datetime(spine["as_of"]).dt.normalize().astype(DATE_DTYPE),
         }
     ).reset_index(drop=True)
     if out.isna().any().any():
-        raise ValueError("the spine has missing child_pid or as_of values")
+        raise ValueError("the spine has missing child_id or as_of values")
     if out.duplicated().any():
-        raise ValueError("the spine repeats a (child_pid, as_of) pair")
+        raise ValueError("the spine repeats a (child_id, as_of) pair")
     return out
 
 
@@ -258,14 +258,14 @@ def compute_frame(
     keep_internal: bool = False,
     computed: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
-    """Point-in-time features for each ``(child_pid, as_of)`` of ``spine``.
+    """Point-in-time features for each ``(child_id, as_of)`` of ``spine``.
 
     Parameters
     ----------
     engine
         Aggregates each view (DuckDB store or pandas reference).
     spine
-        ``child_pid`` and ``as_of`` columns; pairs must be unique.
+        ``child_id`` and ``as_of`` columns; pairs must be unique.
     views
         Views to compute; the registry and enrolment views are always included because the
         identifying columns come from them.
@@ -286,7 +286,7 @@ def compute_frame(
     wanted = {v.name for v in views} | {REGISTRY.name, ENROLMENT.name}
     selected = [v for v in VIEWS if v.name in wanted]
 
-    cols: dict[str, pd.Series] = {"child_pid": keys["child_pid"], "as_of": keys["as_of"]}
+    cols: dict[str, pd.Series] = {"child_id": keys["child_id"], "as_of": keys["as_of"]}
     for view in (v for v in selected if v.entity == CHILD):
         done = (computed or {}).get(view.name)
         part = done if done is not None else engine.view(view, child_spine)
@@ -339,11 +339,11 @@ def compute_frame(
 
 def _registered(engine: Engine, as_of: date) -> pd.DataFrame:
     ids = engine.registry_children(as_of)
-    spine = pd.DataFrame({"child_pid": ids.astype("str"), "as_of": pd.Timestamp(as_of)})
+    spine = pd.DataFrame({"child_id": ids.astype("str"), "as_of": pd.Timestamp(as_of)})
     frame = compute_frame(engine, spine, (REGISTRY, ENROLMENT), keep_internal=True)
     keep = is_registered(frame["registry_status"], age_years(frame["as_of"], frame["birth_date"]))
     out = frame.loc[keep.to_numpy()]
-    return out.sort_values("child_pid", kind="stable").reset_index(drop=True)
+    return out.sort_values("child_id", kind="stable").reset_index(drop=True)
 
 
 def registered_children(engine: Engine, as_of: date) -> pd.DataFrame:
@@ -352,7 +352,7 @@ def registered_children(engine: Engine, as_of: date) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        ``IDENTIFYING_COLUMNS``, one row per child, sorted by ``child_pid``.
+        ``IDENTIFYING_COLUMNS``, one row per child, sorted by ``child_id``.
     """
     return _registered(engine, as_of)[list(IDENTIFYING_COLUMNS)]
 
@@ -364,7 +364,7 @@ def build(engine: Engine, as_of: date) -> pd.DataFrame:
     computed = {
         view.name: registered[[f.name for f in view.fields]] for view in (REGISTRY, ENROLMENT)
     }
-    return compute_frame(engine, registered[["child_pid", "as_of"]], computed=computed)
+    return compute_frame(engine, registered[["child_id", "as_of"]], computed=computed)
 
 
 __all__ = [

@@ -27,7 +27,7 @@ the feature store only uses a row as of date D when both dates are on or before 
 
 Categorical fields are stored as the English code; ledgers carry the Chinese label (a county's
 own labels are mapped through its mapping file). Identity fields never reach the store:
-`id_number` (身份证号) becomes `child_pid`, `household_no` (户编号) becomes `household_pid`, both
+`id_number` (身份证号) becomes `child_id`, `household_no` (户编号) becomes `household_pid`, both
 keyed hashes (HMAC-SHA256), and `name` (姓名) is dropped at ingestion.
 
 Administrative areas form the hierarchy city (市) → county (区县) → township (乡镇) →

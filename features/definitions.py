@@ -163,7 +163,7 @@ class Derived:
     window: Window | None = None
 
 
-CHILD = Entity("child", key="child_pid", doc="pseudonymised child id")
+CHILD = Entity("child", key="child_id", doc="pseudonymised child id")
 SCHOOL = Entity("school", key="school_code", doc="school code")
 
 D30, D90, D180, D365 = Window(days=30), Window(days=90), Window(days=180), Window(days=365)
@@ -171,7 +171,7 @@ THIS_TERM, LAST_TERM = Window(term="current_term"), Window(term="previous_term")
 
 
 def _stored_key(spec: TableSpec) -> tuple[str, ...]:
-    return tuple("child_pid" if k == "id_number" else k for k in spec.key)
+    return tuple("child_id" if k == "id_number" else k for k in spec.key)
 
 
 def _eq(column: str, value: str | int | bool) -> Filter:
@@ -1202,7 +1202,7 @@ DERIVED: tuple[Derived, ...] = (
 
 #: Columns that identify a row rather than describe the child; every frame starts with them.
 IDENTIFYING_COLUMNS: tuple[str, ...] = (
-    "child_pid",
+    "child_id",
     "as_of",
     "household_pid",
     "village_code",

@@ -269,7 +269,7 @@ def _plain(value: Any) -> Any:
 def _records(
     rows: pd.DataFrame, source: FieldSource, feature: str, owner: pd.Series | None = None
 ) -> pd.DataFrame:
-    """Cited rows as evidence columns (``child_pid``, ``feature`` then ``EVIDENCE_KEYS``)."""
+    """Cited rows as evidence columns (``child_id``, ``feature`` then ``EVIDENCE_KEYS``)."""
     view, fld = source.view, source.field
     key_cols = _record_key(view)
     keys = [
@@ -280,7 +280,7 @@ def _records(
     value = rows[fld.column].map(_plain).to_numpy() if fld.column else [None] * len(rows)
     return pd.DataFrame(
         {
-            "child_pid": (owner if owner is not None else rows[CHILD.key]).to_numpy(),
+            "child_id": (owner if owner is not None else rows[CHILD.key]).to_numpy(),
             "feature": feature,
             "table": view.source,
             "record_id": ["/".join(str(v) for v in k.values()) for k in keys],
@@ -314,7 +314,7 @@ def _school_codes(
 
 def evidence_frame(
     con: duckdb.DuckDBPyConnection,
-    child_pids: Sequence[str],
+    child_ids: Sequence[str],
     features: Sequence[str],
     as_of: date,
 ) -> pd.DataFrame:
@@ -326,7 +326,7 @@ def evidence_frame(
     ----------
     con : duckdb.DuckDBPyConnection
         The raw store.
-    child_pids : sequence of str
+    child_ids : sequence of str
         Pseudonymous child ids.
     features : sequence of str
         Feature names (derived features cite their inputs' records).
@@ -336,7 +336,7 @@ def evidence_frame(
     Returns
     -------
     pandas.DataFrame
-        Columns ``child_pid``, ``feature`` then :data:`EVIDENCE_KEYS`; newest event first within
+        Columns ``child_id``, ``feature`` then :data:`EVIDENCE_KEYS`; newest event first within
         each (child, feature). A feature with no records has no rows.
 
     Raises
@@ -344,7 +344,7 @@ def evidence_frame(
     KeyError
         If a feature name is unknown.
     """
-    children = list(dict.fromkeys(str(c) for c in child_pids))
+    children = list(dict.fromkeys(str(c) for c in child_ids))
     calendar = as_of_calendar([as_of]).iloc[0]
     wanted: dict[str, list[tuple[str, FieldSource]]] = {}
     for feature in dict.fromkeys(features):
@@ -372,14 +372,14 @@ def evidence_frame(
             by_school = schools.rename("school").reset_index()
             joined = by_school.merge(cited, left_on="school", right_on=view.entity.key)
             parts.append(_records(joined, source, feature, owner=joined[CHILD.key]))
-    columns = ["child_pid", "feature", *EVIDENCE_KEYS]
+    columns = ["child_id", "feature", *EVIDENCE_KEYS]
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object) for c in columns})
     frame = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)
     # A derived feature can cite one record through two of its inputs: cite it once.
-    frame = frame.drop_duplicates(["child_pid", "feature", "table", "_seq"])
+    frame = frame.drop_duplicates(["child_id", "feature", "table", "_seq"])
     frame = frame.sort_values(
-        ["child_pid", "feature", "event_date", "recorded_at", "_seq"],
+        ["child_id", "feature", "event_date", "recorded_at", "_seq"],
         ascending=[True, True, False, False, False],
         kind="stable",
         na_position="last",
@@ -388,7 +388,7 @@ def evidence_frame(
 
 
 def evidence_for(
-    con: duckdb.DuckDBPyConnection, child_pid: str, feature_name: str, as_of: date
+    con: duckdb.DuckDBPyConnection, child_id: str, feature_name: str, as_of: date
 ) -> list[dict[str, Any]]:
     """The raw records behind one child's feature value as of D.
 
@@ -396,7 +396,7 @@ def evidence_for(
     ----------
     con : duckdb.DuckDBPyConnection
         The raw store.
-    child_pid : str
+    child_id : str
         The child's pseudonymous id.
     feature_name : str
         A feature of the registry (derived features cite their inputs' records).
@@ -415,18 +415,18 @@ def evidence_for(
     KeyError
         If the feature name is unknown.
     """
-    frame = evidence_frame(con, [child_pid], [feature_name], as_of)
+    frame = evidence_frame(con, [child_id], [feature_name], as_of)
     return [{k: row[k] for k in EVIDENCE_KEYS} for row in frame.to_dict(orient="records")]
 
 
-def known_child(con: duckdb.DuckDBPyConnection, child_pid: str, as_of: date) -> bool:
+def known_child(con: duckdb.DuckDBPyConnection, child_id: str, as_of: date) -> bool:
     """Whether the registry held a file for the child on ``as_of`` (any version recorded by D).
 
     Parameters
     ----------
     con : duckdb.DuckDBPyConnection
         The raw store.
-    child_pid : str
+    child_id : str
         The child's pseudonymous id.
     as_of : date
         The date.
@@ -439,8 +439,8 @@ def known_child(con: duckdb.DuckDBPyConnection, child_pid: str, as_of: date) -> 
     # fetchall, not fetchone: DuckDB 2 refuses further work on a connection with a result
     # left unfinished.
     rows = con.execute(
-        f"SELECT COUNT(*) FROM {raw_table('children')} WHERE child_pid = ? AND recorded_at <= ?",
-        [child_pid, as_of],
+        f"SELECT COUNT(*) FROM {raw_table('children')} WHERE child_id = ? AND recorded_at <= ?",
+        [child_id, as_of],
     ).fetchall()
     return bool(rows[0][0])
 

@@ -285,13 +285,13 @@ def _cross_table_errors(
                     for v in codes.to_numpy()[unknown]
                 ]
                 parts.append(errors_frame(positions, "village_code", "unknown_village", reasons))
-    elif "child_pid" in stored.columns:
-        check = stored["child_pid"].notna().to_numpy(dtype=bool) & ~failed("id_number")
+    elif "child_id" in stored.columns:
+        check = stored["child_id"].notna().to_numpy(dtype=bool) & ~failed("id_number")
         if check.any():
             probe = pd.DataFrame(
                 {
                     "position": stored.index.to_numpy()[check],
-                    "child_pid": stored["child_pid"].to_numpy()[check],
+                    "child_id": stored["child_id"].to_numpy()[check],
                     "event": stored[spec.event_time].to_numpy()[check],
                 }
             )
@@ -300,13 +300,13 @@ def _cross_table_errors(
                 found = con.sql(
                     """
                     WITH births AS (
-                        SELECT child_pid, arg_max(birth_date, _seq) AS birth_date
+                        SELECT child_id, arg_max(birth_date, _seq) AS birth_date
                         FROM raw_children
-                        WHERE child_pid IN (SELECT DISTINCT child_pid FROM _ingest_probe)
-                        GROUP BY child_pid)
-                    SELECT p.position, b.child_pid IS NOT NULL AS known,
+                        WHERE child_id IN (SELECT DISTINCT child_id FROM _ingest_probe)
+                        GROUP BY child_id)
+                    SELECT p.position, b.child_id IS NOT NULL AS known,
                            coalesce(CAST(p.event AS DATE) < b.birth_date, false) AS before_birth
-                    FROM _ingest_probe p LEFT JOIN births b USING (child_pid)
+                    FROM _ingest_probe p LEFT JOIN births b USING (child_id)
                     ORDER BY p.position
                     """
                 ).df()

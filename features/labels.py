@@ -1,6 +1,6 @@
 """Labels: which adverse outcomes the ledgers RECORD for a child in the window after a date.
 
-For each ``(child_pid, as_of)`` of a spine, an outcome counts when a record of it has an event
+For each ``(child_id, as_of)`` of a spine, an outcome counts when a record of it has an event
 date in ``(as_of, as_of + horizon_days]``: strictly after ``as_of`` (features see up to and
 including ``as_of``; a label never does) and at most ``horizon_days`` later. Labels look
 forward, features look back; the two never share a row.
@@ -140,7 +140,7 @@ _SPINE = "_label_spine"
 
 
 def _version_key(table: str) -> tuple[str, ...]:
-    return tuple("child_pid" if k == "id_number" else k for k in TABLES_BY_NAME[table].key)
+    return tuple("child_id" if k == "id_number" else k for k in TABLES_BY_NAME[table].key)
 
 
 def _known(known_by: date | None) -> str:
@@ -169,7 +169,7 @@ def outcome_sql(superseded: dict[str, str], known_by: date | None) -> str:
             ]
         )
         parts.append(
-            f"  SELECT r.child_pid, r.{event} AS event_date, {literal(rec.outcome)} AS outcome, "
+            f"  SELECT r.child_id, r.{event} AS event_date, {literal(rec.outcome)} AS outcome, "
             f"{source} AS source\n  FROM {raw_table(rec.table)} AS r\n"
             f"  LEFT JOIN {superseded[rec.table]} AS x ON x._seq = r._seq\n  WHERE {conds}"
         )
@@ -177,7 +177,7 @@ def outcome_sql(superseded: dict[str, str], known_by: date | None) -> str:
     return (
         f"WITH events AS (\n{events}\n)\n"
         "SELECT s._spine_row, e.outcome, e.source, COUNT(*) AS n\n"
-        f"FROM {_SPINE} AS s\nJOIN events AS e ON e.child_pid = s.child_pid\n"
+        f"FROM {_SPINE} AS s\nJOIN events AS e ON e.child_id = s.child_id\n"
         "WHERE e.event_date > s.as_of AND e.event_date <= s.window_end\n"
         "GROUP BY s._spine_row, e.outcome, e.source"
     )
@@ -187,7 +187,7 @@ def visits_sql(superseded: str, known_by: date | None) -> str:
     """Visits in each spine row's window: ``_spine_row, n``."""
     return (
         "SELECT s._spine_row, COUNT(*) AS n\n"
-        f"FROM {_SPINE} AS s\nJOIN {raw_table('visits')} AS r ON r.child_pid = s.child_pid\n"
+        f"FROM {_SPINE} AS s\nJOIN {raw_table('visits')} AS r ON r.child_id = s.child_id\n"
         f"LEFT JOIN {superseded} AS x ON x._seq = r._seq\n"
         f"WHERE r.visit_date > s.as_of AND r.visit_date <= s.window_end AND {_known(known_by)}\n"
         "GROUP BY s._spine_row"
@@ -214,7 +214,7 @@ def label_frame(
     con
         The store (read-only is fine).
     spine
-        ``child_pid`` and ``as_of``; pairs must be unique.
+        ``child_id`` and ``as_of``; pairs must be unique.
     horizon_days
         Length of the look-ahead window.
     known_by
@@ -224,7 +224,7 @@ def label_frame(
     Returns
     -------
     pandas.DataFrame
-        One row per spine row, in spine order: ``child_pid``, ``as_of``, then for each
+        One row per spine row, in spine order: ``child_id``, ``as_of``, then for each
         outcome and ``any``: ``<outcome>`` (bool) and ``source_<outcome>`` (the source
         systems that recorded it, sorted and ``;``-joined; missing when none); then
         ``visits_in_window``, ``visited_in_window``, ``window_end``, ``known_by`` and
@@ -237,7 +237,7 @@ def label_frame(
     table = pa.table(
         {
             "_spine_row": pa.array(np.arange(len(keys), dtype=np.int64)),
-            "child_pid": pa.array(keys["child_pid"].to_numpy(dtype=object), type=pa.string()),
+            "child_id": pa.array(keys["child_id"].to_numpy(dtype=object), type=pa.string()),
             "as_of": pa.array(keys["as_of"].dt.date.to_numpy(), type=pa.date32()),
             "window_end": pa.array(window_end.dt.date.to_numpy(), type=pa.date32()),
         }

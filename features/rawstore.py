@@ -2,7 +2,7 @@
 
 Raw rows are immutable: loads append, a correction is a new row with a later ``recorded_at``,
 and nothing is updated in place. Each raw table ``raw_<table>`` has the canonical columns of
-its ``TableSpec`` with identity fields replaced by pseudonyms (``id_number`` → ``child_pid``,
+its ``TableSpec`` with identity fields replaced by pseudonyms (``id_number`` → ``child_id``,
 ``household_no`` → ``household_pid``; names are dropped) and four bookkeeping columns:
 
 ``_seq``       global load order, the last tie-breaker of point-in-time retrieval
@@ -31,7 +31,7 @@ _SQL_TYPES = {
     "date": "DATE",
     "bool": "BOOLEAN",
 }
-_PII_RENAME = {"id_number": "child_pid", "household": "household_pid"}
+_PII_RENAME = {"id_number": "child_id", "household": "household_pid"}
 
 
 def stored_name(column: Column) -> str | None:

@@ -212,8 +212,8 @@ class ReferenceEngine:
     def registry_children(self, as_of: date) -> pd.Series:
         """Children with a registry row recorded on or before ``as_of``."""
         children = self.raw["children"]
-        ids = children.loc[children["recorded_at"] <= pd.Timestamp(as_of), "child_pid"]
-        return pd.Series(sorted(ids.unique()), name="child_pid", dtype="str")
+        ids = children.loc[children["recorded_at"] <= pd.Timestamp(as_of), "child_id"]
+        return pd.Series(sorted(ids.unique()), name="child_id", dtype="str")
 
 
 __all__ = ["ReferenceEngine", "filter_mask", "load_raw_frames", "window_mask"]

@@ -252,8 +252,8 @@ def areas_sql() -> str:
 def registry_children_sql(as_of: date) -> str:
     """Children with any registry row recorded on or before ``as_of``."""
     return (
-        f"SELECT DISTINCT child_pid FROM {raw_table('children')} "
-        f"WHERE recorded_at <= {literal(as_of)} ORDER BY child_pid"
+        f"SELECT DISTINCT child_id FROM {raw_table('children')} "
+        f"WHERE recorded_at <= {literal(as_of)} ORDER BY child_id"
     )
 
 

@@ -8,7 +8,7 @@ before D whose event happened on or before D, each record in the version known o
 
 Output columns
 --------------
-Keys (``features.definitions.IDENTIFYING_COLUMNS``): ``child_pid``, ``as_of``,
+Keys (``features.definitions.IDENTIFYING_COLUMNS``): ``child_id``, ``as_of``,
 ``household_pid``, ``village_code``, ``township_code``, ``county_code``, ``school_code``.
 They identify and route a row (area access, siblings) and are never model inputs. Every other
 column is a feature named in ``feature_names()``; a model uses ``model_feature_names()``,
@@ -74,8 +74,8 @@ class FeatureStore:
         Returns
         -------
         pandas.DataFrame
-            ``child_pid``, ``as_of``, ``household_pid``, ``village_code``, ``township_code``,
-            ``county_code``, ``school_code``; sorted by ``child_pid``.
+            ``child_id``, ``as_of``, ``household_pid``, ``village_code``, ``township_code``,
+            ``county_code``, ``school_code``; sorted by ``child_id``.
         """
         return assembly.registered_children(self, as_of)
 
@@ -85,20 +85,20 @@ class FeatureStore:
         Returns
         -------
         pandas.DataFrame
-            One row per registered child, sorted by ``child_pid``: the identifying columns
-            (``child_pid`` first) then the features in registry order.
+            One row per registered child, sorted by ``child_id``: the identifying columns
+            (``child_id`` first) then the features in registry order.
         """
         frame = assembly.build(self, as_of)
         logger.info("built features", extra={"as_of": str(as_of), "children": len(frame)})
         return frame
 
     def as_of_frame(self, spine: pd.DataFrame) -> pd.DataFrame:
-        """Features for each ``(child_pid, as_of)`` of a spine, for any number of dates.
+        """Features for each ``(child_id, as_of)`` of a spine, for any number of dates.
 
         Parameters
         ----------
         spine
-            Columns ``child_pid`` and ``as_of`` (dates); pairs must be unique. Children need
+            Columns ``child_id`` and ``as_of`` (dates); pairs must be unique. Children need
             not be registered on the date: rows with no records get missing values and zero
             counts.
 
@@ -143,7 +143,7 @@ class FeatureStore:
     def registry_children(self, as_of: date) -> pd.Series:
         """Children with a registry row recorded on or before ``as_of``."""
         table = self.con.sql(registry_children_sql(as_of)).to_arrow_table()
-        return arrow_to_pandas(table)["child_pid"]
+        return arrow_to_pandas(table)["child_id"]
 
     # -- helpers ---------------------------------------------------------------------------
     def refresh(self) -> dict[str, int]:

@@ -358,7 +358,7 @@ def explain_from_settings(
         registry = registry_from_settings(settings)
         champion = registry.version_info(CHAMPION)
         bundle = registry.load_bundle(champion.version)
-        spine = pd.DataFrame({"child_pid": [child_id], "as_of": [pd.Timestamp(as_of)]})
+        spine = pd.DataFrame({"child_id": [child_id], "as_of": [pd.Timestamp(as_of)]})
         frame = FeatureStore(con).as_of_frame(spine)
         explanation = explain_child(
             bundle,

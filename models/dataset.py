@@ -226,7 +226,7 @@ class TrainingData:
     Parameters
     ----------
     frame : DataFrame
-        Keys (``child_pid``, ``as_of``, ``household_pid``, area codes), every feature,
+        Keys (``child_id``, ``as_of``, ``household_pid``, area codes), every feature,
         :data:`AREA_COLUMN`, the labels ``y_<outcome>``, ``label_source_<outcome>``,
         ``visited_in_window`` and ``known_by``; one row per (child, as-of date).
     known_by : date
@@ -259,7 +259,7 @@ class TrainingData:
         frame = self.frame
         return {
             "rows": len(frame),
-            "children": int(frame["child_pid"].nunique()),
+            "children": int(frame["child_id"].nunique()),
             "households": int(frame["household_pid"].nunique()),
             "as_of_dates": [d.isoformat() for d in self.as_of_dates],
             "known_by": self.known_by.isoformat(),
@@ -345,7 +345,7 @@ def build_training_data(
             f"{horizon_days}-day label horizon"
         )
     spine = pd.concat(
-        [store.registered_children(d)[["child_pid"]].assign(as_of=pd.Timestamp(d)) for d in dates],
+        [store.registered_children(d)[["child_id"]].assign(as_of=pd.Timestamp(d)) for d in dates],
         ignore_index=True,
     )
     if spine.empty:
@@ -353,7 +353,7 @@ def build_training_data(
     features = store.as_of_frame(spine)
     labels = label_frame(store.con, spine, horizon_days=horizon_days, known_by=known_by)
     if (
-        not (features["child_pid"].to_numpy() == labels["child_pid"].to_numpy()).all()
+        not (features["child_id"].to_numpy() == labels["child_id"].to_numpy()).all()
         or not (features["as_of"].to_numpy() == labels["as_of"].to_numpy()).all()
     ):
         raise RuntimeError("features and labels are not aligned on the spine")  # a store bug

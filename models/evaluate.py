@@ -193,7 +193,7 @@ def read_truth(truth_dir: Path, key: str) -> pd.DataFrame:
     Returns
     -------
     DataFrame
-        ``child_pid``, ``as_of`` and ``p_<outcome>`` (float64).
+        ``child_id``, ``as_of`` and ``p_<outcome>`` (float64).
 
     Raises
     ------
@@ -209,7 +209,7 @@ def read_truth(truth_dir: Path, key: str) -> pd.DataFrame:
     risk = pd.read_parquet(path)
     out = pd.DataFrame(
         {
-            "child_pid": pseudonymise_series(risk["id_number"], key).astype(str).to_numpy(),
+            "child_id": pseudonymise_series(risk["id_number"], key).astype(str).to_numpy(),
             "as_of": pd.to_datetime(risk["as_of"]).astype("datetime64[us]").to_numpy(),
         }
     )
@@ -306,7 +306,7 @@ def evaluate_version(
         rows = rows.assign(as_of=pd.to_datetime(rows["as_of"]).astype("datetime64[us]"))
         joined = rows.merge(
             truth.rename(columns={f"p_{o}": f"true_p_{o}" for o in OUTCOMES}),
-            on=["child_pid", "as_of"],
+            on=["child_id", "as_of"],
             how="inner",
             validate="one_to_one",
         )

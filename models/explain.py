@@ -759,7 +759,7 @@ def explain_child(
     bundle : ModelBundle
         The models.
     features : DataFrame
-        One row as ``FeatureStore.as_of_frame`` returns it (``child_pid``, ``as_of``, then the
+        One row as ``FeatureStore.as_of_frame`` returns it (``child_id``, ``as_of``, then the
         features).
     con : duckdb.DuckDBPyConnection, optional
         The raw store; when given, every reason cites its source records
@@ -798,7 +798,7 @@ def explain_child(
     if len(features) != 1:
         raise ValueError(f"explain_child needs exactly one row, got {len(features)}")
     row = features.iloc[0]
-    child_id = str(row["child_pid"]) if "child_pid" in features.columns else None
+    child_id = str(row["child_id"]) if "child_id" in features.columns else None
     as_of = pd.Timestamp(row["as_of"]).date() if "as_of" in features.columns else None
 
     contrib = contributions(bundle, features, domain=domain, n_threads=1)[0]

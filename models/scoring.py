@@ -395,7 +395,7 @@ def score(
     store : FeatureStore
         The feature store.
     previous : DataFrame, optional
-        The previous run's tier state (``child_id`` or ``child_pid``, ``tier``,
+        The previous run's tier state (``child_id``, ``tier``,
         ``consecutive_below``, ``hard_rule_t1``), e.g. :meth:`ScoreStore.previous`.
     model : ModelRef, optional
         Registry name and version of ``bundle``, stored on every row.
@@ -457,12 +457,12 @@ def score(
         p_high=scores["p_high"].to_numpy(),
     )
     state = None if previous is None else _previous_state(previous)
-    tiers = assign_tiers(tier_input, policy, previous=state, id_column="child_pid")
+    tiers = assign_tiers(tier_input, policy, previous=state, id_column="child_id")
 
     stamp = (now or datetime.now(UTC)).astimezone(UTC)
     out = pd.DataFrame(
         {
-            "child_id": frame["child_pid"].astype(str).to_numpy(),
+            "child_id": frame["child_id"].astype(str).to_numpy(),
             "as_of": pd.Timestamp(as_of).date(),
             "p_any": scores["p_any"].to_numpy(),
             "p_low": scores["p_low"].to_numpy(),
@@ -516,8 +516,9 @@ def score(
 
 
 def _previous_state(previous: pd.DataFrame) -> pd.DataFrame:
-    ids = previous["child_pid"] if "child_pid" in previous.columns else previous["child_id"]
-    state = pd.DataFrame({"child_pid": ids.astype(str).to_numpy(), "tier": previous["tier"]})
+    state = pd.DataFrame(
+        {"child_id": previous["child_id"].astype(str).to_numpy(), "tier": previous["tier"]}
+    )
     for column in ("consecutive_below", "hard_rule_t1"):
         if column in previous.columns:
             state[column] = previous[column].to_numpy()

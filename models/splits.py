@@ -178,7 +178,7 @@ def assign_groups(
     calib_share: float,
     test_share: float,
     salt: str = "shouhu-split-v1",
-    child_col: str = "child_pid",
+    child_col: str = "child_id",
     household_col: str = "household_pid",
 ) -> pd.Series[Any]:
     """Assign every row's household unit to ``"train"``, ``"calib"`` or ``"test"``.
@@ -223,7 +223,7 @@ def split_by_time_and_household(
     test_share: float = 0.25,
     salt: str = "shouhu-split-v1",
     as_of_col: str = "as_of",
-    child_col: str = "child_pid",
+    child_col: str = "child_id",
     household_col: str = "household_pid",
 ) -> TimeHouseholdSplit:
     """Split a spine or feature frame by as-of date and by household.
@@ -351,7 +351,7 @@ def rolling_time_folds(
     test_share: float = 0.25,
     salt: str = "shouhu-split-v1",
     as_of_col: str = "as_of",
-    child_col: str = "child_pid",
+    child_col: str = "child_id",
     household_col: str = "household_pid",
 ) -> list[TimeHouseholdSplit]:
     """Consecutive test windows ending at the last mature date, each with its own split.

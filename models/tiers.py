@@ -493,7 +493,7 @@ def assign_tiers(
     previous: pd.DataFrame | None = None,
     *,
     overrides: pd.DataFrame | None = None,
-    id_column: str = "child_pid",
+    id_column: str = "child_id",
 ) -> pd.DataFrame:
     """Decide the tier of every child of one scoring run.
 

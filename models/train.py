@@ -93,7 +93,7 @@ logger = logging.getLogger(__name__)
 DOMAINS: tuple[str, ...] = tuple(o for o in OUTCOMES if o != ANY)
 
 #: Columns every training frame must hold besides the features and labels.
-KEY_COLUMNS: tuple[str, ...] = ("child_pid", "as_of", "household_pid", "village_code")
+KEY_COLUMNS: tuple[str, ...] = ("child_id", "as_of", "household_pid", "village_code")
 
 # --------------------------------------------------------------------------------------------
 # Domain knowledge
@@ -638,7 +638,7 @@ def _window_summary(rows: pd.DataFrame, window: Mapping[str, Any]) -> dict[str, 
         "start": window.get("start"),
         "end": window.get("end"),
         "rows": len(rows),
-        "children": int(rows["child_pid"].nunique()),
+        "children": int(rows["child_id"].nunique()),
         "households": int(rows["household_pid"].nunique()),
         "positives": int(rows[label_column(ANY)].sum()),
     }
@@ -677,7 +677,7 @@ def window_tiers(rows: pd.DataFrame, counts: pd.Series, policy: TierPolicy) -> p
         capacity = policy.capacity.model_copy(update={"overrides": overrides})
         scaled = policy.model_copy(update={"capacity": capacity})
         frame = part.assign(**{policy.capacity.area_column: part[AREA_COLUMN].astype(str)})
-        parts.append(assign_tiers(frame, scaled, id_column="child_pid"))
+        parts.append(assign_tiers(frame, scaled, id_column="child_id"))
     return pd.concat(parts).loc[rows.index]
 
 
@@ -974,7 +974,7 @@ def _test_predictions(
     rows = window.rows
     out = pd.DataFrame(
         {
-            "child_pid": rows["child_pid"].astype(str).to_numpy(),
+            "child_id": rows["child_id"].astype(str).to_numpy(),
             "as_of": pd.to_datetime(rows["as_of"]).to_numpy(),
             "household_pid": rows["household_pid"].astype(str).to_numpy(),
             AREA_COLUMN: rows[AREA_COLUMN].astype(str).to_numpy(),

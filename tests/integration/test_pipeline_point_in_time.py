@@ -80,7 +80,7 @@ def test_generated_ledgers_load_with_rejects_kept_and_no_identity_numbers(
     assert stored_rejects.fetchall() == [(rejected,)]
     assert summary.duplicates_skipped > 0
     raw_ids = pd.read_parquet(population / "truth" / "children.parquet")["id_number"].head(200)
-    for table, column in [("raw_children", "child_pid"), ("rejected_rows", "raw_values")]:
+    for table, column in [("raw_children", "child_id"), ("rejected_rows", "raw_values")]:
         values = {str(v) for (v,) in con.sql(f"SELECT {column} FROM {table}").fetchall()}
         text = "\n".join(values)
         assert not any(number in text for number in raw_ids), table
@@ -94,8 +94,8 @@ def test_features_as_of_cutoff_match_with_only_the_batches_known_then(
     partial = FeatureStore(partial_store).build(CUTOFF)
     assert len(full) > 15_000
     pd.testing.assert_frame_equal(
-        full.sort_values("child_pid").reset_index(drop=True),
-        partial.sort_values("child_pid").reset_index(drop=True),
+        full.sort_values("child_id").reset_index(drop=True),
+        partial.sort_values("child_id").reset_index(drop=True),
     )
 
 
@@ -106,7 +106,7 @@ def test_training_spine_before_cutoff_matches_with_only_the_batches_known_then(
     store = FeatureStore(partial_store)
     dates = [date(2024, 9, 30), date(2024, 12, 31), CUTOFF]
     spine = pd.concat(
-        [store.registered_children(d)[["child_pid"]].assign(as_of=d) for d in dates]
+        [store.registered_children(d)[["child_id"]].assign(as_of=d) for d in dates]
     ).reset_index(drop=True)
     full = FeatureStore(full_store[0]).as_of_frame(spine)
     partial = store.as_of_frame(spine)
@@ -129,7 +129,7 @@ def test_labels_look_forward_from_the_as_of_date(
     full_store: tuple[duckdb.DuckDBPyConnection, IngestSummary],
 ) -> None:
     con = full_store[0]
-    spine = FeatureStore(con).registered_children(date(2024, 12, 31))[["child_pid"]]
+    spine = FeatureStore(con).registered_children(date(2024, 12, 31))[["child_id"]]
     labels = label_frame(con, spine.assign(as_of=date(2024, 12, 31)))
     rate = labels["any"].mean()
     assert 0.02 < rate < 0.25  # recorded adverse events in 90 days are neither absent nor common

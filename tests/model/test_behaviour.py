@@ -65,7 +65,7 @@ def test_changing_ids_township_or_ethnicity_leaves_every_score_unchanged(
     before = bundle.predict(frame)
     rng = np.random.default_rng(0)
     renamed = frame.assign(
-        child_pid=[f"c-{i:016x}" for i in rng.permutation(len(frame))],
+        child_id=[f"c-{i:016x}" for i in rng.permutation(len(frame))],
         household_pid=[f"h-{i:016x}" for i in rng.permutation(len(frame))],
         township_code="990199999",
         county_code="990199",
@@ -137,7 +137,7 @@ def test_a_hard_rule_gives_t1_whatever_the_model_says(
 
         def living_alone(frame: pd.DataFrame) -> pd.DataFrame:
             out = frame.copy()
-            rows = out["child_pid"].isin(chosen) & (out["age_years"] < 16)
+            rows = out["child_id"].isin(chosen) & (out["age_years"] < 16)
             arrangement = out["living_arrangement"].astype("object")
             arrangement[rows] = "alone"
             out["living_arrangement"] = pd.Categorical(

@@ -150,44 +150,44 @@ class RawFactory:
 
     def child(self, pid: str, registered: Day = "2020-01-01", **kw: Any) -> int:
         """A registry version of a child's file."""
-        return self.add("children", child_pid=pid, registered_date=registered, **kw)
+        return self.add("children", child_id=pid, registered_date=registered, **kw)
 
     def guardianship(self, pid: str, change_date: Day, **kw: Any) -> int:
         """A guardianship state beginning on ``change_date``."""
-        return self.add("guardianship", child_pid=pid, change_date=change_date, **kw)
+        return self.add("guardianship", child_id=pid, change_date=change_date, **kw)
 
     def visit(self, pid: str, visit_date: Day, visit_id: str | None = None, **kw: Any) -> int:
         """A home visit (a fresh ``visit_id`` unless a correction names one)."""
         vid = visit_id or f"v-{next(self._ids)}"
-        return self.add("visits", visit_id=vid, child_pid=pid, visit_date=visit_date, **kw)
+        return self.add("visits", visit_id=vid, child_id=pid, visit_date=visit_date, **kw)
 
     def enrolment(self, pid: str, change_date: Day, **kw: Any) -> int:
         """An enrolment state from ``change_date``."""
-        return self.add("enrolments", child_pid=pid, change_date=change_date, **kw)
+        return self.add("enrolments", child_id=pid, change_date=change_date, **kw)
 
     def absence(self, pid: str, week_start: Day, **kw: Any) -> int:
         """A weekly absence report row."""
-        return self.add("attendance", child_pid=pid, week_start=week_start, **kw)
+        return self.add("attendance", child_id=pid, week_start=week_start, **kw)
 
     def result(self, pid: str, term_end: Day, **kw: Any) -> int:
         """A term result."""
-        return self.add("results", child_pid=pid, term_end=term_end, **kw)
+        return self.add("results", child_id=pid, term_end=term_end, **kw)
 
     def school_event(
         self, pid: str, event_date: Day, event_id: str | None = None, **kw: Any
     ) -> int:
         """A dropout-control record."""
         eid = event_id or f"e-{next(self._ids)}"
-        return self.add("school_events", event_id=eid, child_pid=pid, event_date=event_date, **kw)
+        return self.add("school_events", event_id=eid, child_id=pid, event_date=event_date, **kw)
 
     def screening(self, pid: str, screen_date: Day, **kw: Any) -> int:
         """A psychological screening."""
-        return self.add("screenings", child_pid=pid, screen_date=screen_date, **kw)
+        return self.add("screenings", child_id=pid, screen_date=screen_date, **kw)
 
     def incident(self, pid: str, event_date: Day, incident_id: str | None = None, **kw: Any) -> int:
         """An incident or mandatory report."""
         iid = incident_id or f"i-{next(self._ids)}"
-        return self.add("incidents", incident_id=iid, child_pid=pid, event_date=event_date, **kw)
+        return self.add("incidents", incident_id=iid, child_id=pid, event_date=event_date, **kw)
 
     def clear(self) -> None:
         """Empty every raw table and drop what the feature store derived from them.

@@ -72,12 +72,12 @@ def test_every_declared_column_exists_in_its_raw_table() -> None:
 def test_version_keys_are_the_natural_keys_of_the_data_model() -> None:
     for view in VIEWS:
         natural = tuple(
-            "child_pid" if k == "id_number" else k for k in TABLES_BY_NAME[view.source].key
+            "child_id" if k == "id_number" else k for k in TABLES_BY_NAME[view.source].key
         )
         # The school view counts every delivered report, corrections included.
         assert view.version_key == (() if view.name == "school_reports" else natural), view.name
     registry = next(v for v in VIEWS if v.name == "registry")
-    assert registry.version_key == ("child_pid", "registered_date")
+    assert registry.version_key == ("child_id", "registered_date")
 
 
 def test_filter_values_are_codes_the_data_model_allows() -> None:

@@ -72,7 +72,7 @@ def ledgers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RawFactory]:
 
 
 def _store_value(con: duckdb.DuckDBPyConnection, feature: str, child: str = "c-1") -> object:
-    spine = pd.DataFrame({"child_pid": [child], "as_of": [pd.Timestamp(D)]})
+    spine = pd.DataFrame({"child_id": [child], "as_of": [pd.Timestamp(D)]})
     return FeatureStore(con).as_of_frame(spine)[feature].iloc[0]
 
 
@@ -161,7 +161,7 @@ def test_records_carry_their_source_and_never_the_child_id(ledgers: RawFactory) 
     for record in records:
         assert tuple(record) == EVIDENCE_KEYS
         assert isinstance(record["row"], int)
-        assert "child_pid" not in record["key"]
+        assert "child_id" not in record["key"]
         assert "c-1" not in json.dumps(record)
 
 
@@ -214,13 +214,13 @@ def test_cited_records_reproduce_every_count_and_sum_feature_of_every_child(
         for f in _aggregated(("count", "sum"))
         if feature_sources(f)[0].view.entity.name == "child"
     ]
-    cited = evidence_frame(con, frame["child_pid"].tolist(), features, as_of)
+    cited = evidence_frame(con, frame["child_id"].tolist(), features, as_of)
     assert cited["recorded_at"].max() <= as_of.isoformat()
     for feature in features:
         agg = feature_sources(feature)[0].field.agg
-        rows = cited[cited["feature"] == feature].groupby("child_pid")
+        rows = cited[cited["feature"] == feature].groupby("child_id")
         got = rows.size() if agg == "count" else rows["value"].sum()
-        got = got.reindex(frame["child_pid"], fill_value=0).to_numpy()
+        got = got.reindex(frame["child_id"], fill_value=0).to_numpy()
         np.testing.assert_array_equal(got, frame[feature].to_numpy(), err_msg=feature)
 
 
@@ -229,14 +229,14 @@ def test_cited_records_reproduce_every_latest_and_days_since_feature(
 ) -> None:
     _, con = generated
     as_of = AS_OF[1]
-    frame = FeatureStore(con).build(as_of).set_index("child_pid")
+    frame = FeatureStore(con).build(as_of).set_index("child_id")
     features = _aggregated(("latest", "previous", "days_since", "max"))
     cited = evidence_frame(con, frame.index.tolist(), features, as_of)
     for feature in features:
         field = feature_sources(feature)[0].field
         rows = cited[cited["feature"] == feature]
-        assert not rows["child_pid"].duplicated().any(), feature  # one record per child
-        first = rows.set_index("child_pid")
+        assert not rows["child_id"].duplicated().any(), feature  # one record per child
+        first = rows.set_index("child_id")
         if field.agg == "days_since":
             dated = first["value"] if field.column else first["event_date"]
             got = (pd.Timestamp(as_of) - pd.to_datetime(dated)).dt.days.astype(float)
@@ -256,7 +256,7 @@ def test_evidence_never_carries_identity_numbers_or_names(
 ) -> None:
     sources, con = generated
     as_of = AS_OF[-1]
-    children = FeatureStore(con).registered_children(as_of)["child_pid"].head(200).tolist()
+    children = FeatureStore(con).registered_children(as_of)["child_id"].head(200).tolist()
     cited = evidence_frame(con, children, model_feature_names(), as_of)
     text = cited.to_json(orient="records", force_ascii=False)
     assert not re.search(r"(?<![\d.])\d{17}[\dXx](?!\d)", text)

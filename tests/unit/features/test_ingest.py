@@ -232,7 +232,7 @@ def test_identity_numbers_and_names_never_reach_the_store_or_the_logs(
         assert not leaked, (table, column)
     logged = caplog.text + " ".join(str(r.__dict__) for r in caplog.records)
     assert not {s for s in secrets if s in logged}
-    pids = {p for (p,) in store.execute("SELECT child_pid FROM raw_visits").fetchall()}
+    pids = {p for (p,) in store.execute("SELECT child_id FROM raw_visits").fetchall()}
     assert pids == {pseudonymise(id_number(i), KEY) for i in range(6)}
 
 

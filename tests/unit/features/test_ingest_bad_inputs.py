@@ -329,7 +329,7 @@ def test_rejected_raw_values_hide_identity_numbers_and_names(
     from tests.factories import id_number, name_of
 
     values = json.loads(raw)
-    assert values["child_pid"] == pseudonymise(id_number(11), KEY)
+    assert values["child_id"] == pseudonymise(id_number(11), KEY)
     assert values["household_pid"].startswith("h-")
     assert values["name"] == "***"
     assert values["sex"] == "未知"

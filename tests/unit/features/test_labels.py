@@ -25,7 +25,7 @@ def factory(tmp_path: Path) -> Iterator[RawFactory]:
 
 
 def labels(factory: RawFactory, known_by: date | None = None, pid: str = "c-1") -> pd.Series:
-    spine = pd.DataFrame({"child_pid": [pid], "as_of": [D]})
+    spine = pd.DataFrame({"child_id": [pid], "as_of": [D]})
     return label_frame(factory.con, spine, known_by=known_by).iloc[0]
 
 
@@ -122,9 +122,9 @@ def test_label_maturity_follows_known_by_or_the_newest_record(factory: RawFactor
 
 def test_label_frame_keeps_spine_order_and_every_outcome_column(factory: RawFactory) -> None:
     factory.incident("c-2", "2024-03-05", incident_type="abuse")
-    spine = pd.DataFrame({"child_pid": ["c-2", "c-1", "c-2"], "as_of": [D, D, date(2024, 3, 10)]})
+    spine = pd.DataFrame({"child_id": ["c-2", "c-1", "c-2"], "as_of": [D, D, date(2024, 3, 10)]})
     got = label_frame(factory.con, spine)
-    assert got["child_pid"].tolist() == ["c-2", "c-1", "c-2"]
+    assert got["child_id"].tolist() == ["c-2", "c-1", "c-2"]
     assert got["serious_harm"].tolist() == [True, False, False]
     assert got["any"].tolist() == [True, False, False]
     for outcome in (*OUTCOMES, "any"):

@@ -41,7 +41,7 @@ def test_identity_fields_never_become_store_columns(tmp_path: Path) -> None:
         assert "id_number" not in stored and "name" not in stored and "household_no" not in stored
         described = {row[0] for row in con.sql(f"DESCRIBE {raw_table(spec)}").fetchall()}
         assert stored <= described
-    assert "child_pid" in {n for n, _ in stored_columns(table("visits"))}
+    assert "child_id" in {n for n, _ in stored_columns(table("visits"))}
     con.close()
 
 

@@ -58,7 +58,7 @@ def rows(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
                 (
                     "children",
                     {
-                        "child_pid": pid,
+                        "child_id": pid,
                         **dated("registered_date", draw(st.integers(-300, SPAN))),
                         "status": draw(st.sampled_from(["active", "active", "exited"])),
                         "birth_date": date(
@@ -76,7 +76,7 @@ def rows(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
             (
                 "guardianship",
                 {
-                    "child_pid": draw(pids),
+                    "child_id": draw(pids),
                     **dated("change_date", draw(st.sampled_from([10, 100, 200, 300, 400]))),
                     "capacity": draw(_codes("guardianship", "capacity")),
                     "caregiver_age": draw(_maybe(st.integers(30, 80))),
@@ -93,7 +93,7 @@ def rows(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
                 "visits",
                 {
                     "visit_id": draw(st.sampled_from([f"v{i}" for i in range(8)])),
-                    "child_pid": draw(pids),
+                    "child_id": draw(pids),
                     **dated("visit_date", draw(days)),
                     "child_seen": draw(_maybe(st.booleans())),
                     "living_arrangement": draw(_codes("visits", "living_arrangement")),
@@ -109,7 +109,7 @@ def rows(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
             (
                 "attendance",
                 {
-                    "child_pid": draw(pids),
+                    "child_id": draw(pids),
                     "school_code": draw(st.sampled_from(SCHOOLS)),
                     **dated("week_start", draw(st.sampled_from(MONDAYS))),
                     "unexcused_days": draw(st.integers(0, 5)),
@@ -122,7 +122,7 @@ def rows(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
             (
                 "enrolments",
                 {
-                    "child_pid": draw(pids),
+                    "child_id": draw(pids),
                     **dated("change_date", draw(st.sampled_from([5, 250]))),
                     "school_code": draw(st.sampled_from(SCHOOLS)),
                     "enrol_status": draw(_codes("enrolments", "enrol_status")),
@@ -134,7 +134,7 @@ def rows(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
             (
                 "results",
                 {
-                    "child_pid": draw(pids),
+                    "child_id": draw(pids),
                     **dated("term_end", draw(st.sampled_from([140, 310, 490]))),
                     "average_score": float(draw(st.integers(20, 100))),
                 },
@@ -146,7 +146,7 @@ def rows(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
                 "school_events",
                 {
                     "event_id": draw(st.sampled_from(["e1", "e2", "e3"])),
-                    "child_pid": draw(pids),
+                    "child_id": draw(pids),
                     **dated("event_date", draw(days)),
                     "kind": draw(_codes("school_events", "kind")),
                     "absent_days": draw(_maybe(st.integers(5, 40))),
@@ -158,7 +158,7 @@ def rows(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
             (
                 "screenings",
                 {
-                    "child_pid": draw(pids),
+                    "child_id": draw(pids),
                     **dated("screen_date", draw(st.sampled_from([30, 220]))),
                     "positive": draw(st.booleans()),
                     "suicidal_ideation": draw(st.booleans()),
@@ -172,7 +172,7 @@ def rows(draw: st.DrawFn) -> list[tuple[str, dict[str, Any]]]:
                 "incidents",
                 {
                     "incident_id": draw(st.sampled_from(["i1", "i2", "i3", "i4"])),
-                    "child_pid": draw(pids),
+                    "child_id": draw(pids),
                     **dated("event_date", draw(days)),
                     "incident_type": draw(_codes("incidents", "incident_type")),
                 },
@@ -224,7 +224,7 @@ def test_duckdb_store_equals_pandas_reference_on_random_histories(
     full, _ = stores
     _load(full, history)
     spine = pd.DataFrame(
-        [(pid, d) for d in dates for pid in CHILDREN], columns=["child_pid", "as_of"]
+        [(pid, d) for d in dates for pid in CHILDREN], columns=["child_id", "as_of"]
     )
     store = FeatureStore(full.con)
     reference = ReferenceEngine.from_connection(full.con)
@@ -248,7 +248,7 @@ def test_features_as_of_d_identical_whether_store_holds_later_rows_or_not(
     _load(full, history)
     for day in dates:
         _load(known, history, up_to=day)
-        spine = pd.DataFrame({"child_pid": list(CHILDREN), "as_of": day})
+        spine = pd.DataFrame({"child_id": list(CHILDREN), "as_of": day})
         pd.testing.assert_frame_equal(
             FeatureStore(full.con).as_of_frame(spine), FeatureStore(known.con).as_of_frame(spine)
         )

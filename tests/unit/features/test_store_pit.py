@@ -25,7 +25,7 @@ def factory(tmp_path: Path) -> Iterator[RawFactory]:
 
 def row(factory: RawFactory, as_of: Day, pid: str = "c-1") -> pd.Series:
     """The features of one child as of one date."""
-    spine = pd.DataFrame({"child_pid": [pid], "as_of": [as_date(as_of)]})
+    spine = pd.DataFrame({"child_id": [pid], "as_of": [as_date(as_of)]})
     return FeatureStore(factory.con).as_of_frame(spine).iloc[0]
 
 
@@ -193,7 +193,7 @@ def test_registered_children_use_latest_version_and_age(factory: RawFactory) -> 
         "c-late-exit", registered="2024-02-15", status="exited", recorded_at="2024-03-15"
     )  # the exit is entered after D
     got = FeatureStore(factory.con).registered_children(date(2024, 3, 1))
-    assert list(got["child_pid"]) == ["c-late-exit", "c-open"]
+    assert list(got["child_id"]) == ["c-late-exit", "c-open"]
     assert list(got.columns) == list(IDENTIFYING_COLUMNS)
     assert set(got["township_code"]) == {"500101001"}
     assert set(got["county_code"]) == {"500101"}
@@ -205,7 +205,7 @@ def test_build_starts_with_identifying_columns_then_every_feature(factory: RawFa
     factory.enrolment("c-1", "2023-09-01", school_code="S2", grade=5)
     frame = FeatureStore(factory.con).build(date(2024, 3, 1))
     assert list(frame.columns) == [*IDENTIFYING_COLUMNS, *feature_names()]
-    assert list(frame["child_pid"]) == ["c-1", "c-2"]
+    assert list(frame["child_id"]) == ["c-1", "c-2"]
     assert list(frame["school_code"]) == ["S2", "S1"]
     assert list(frame["household_pid"]) == ["h-9", "h-9"]
     assert list(frame["grade"].fillna(-1)) == [5.0, -1.0]
@@ -224,14 +224,14 @@ def test_as_of_frame_for_many_dates_equals_build_date_by_date(factory: RawFactor
     store = FeatureStore(factory.con)
     dates = [date(2024, 1, 31), date(2024, 2, 29), date(2024, 3, 31), date(2024, 4, 30)]
     builds = [store.build(d) for d in dates]
-    spine = pd.concat([b[["child_pid", "as_of"]] for b in builds], ignore_index=True)
+    spine = pd.concat([b[["child_id", "as_of"]] for b in builds], ignore_index=True)
     many = store.as_of_frame(spine)
     pd.testing.assert_frame_equal(many, pd.concat(builds, ignore_index=True))
     assert len(builds[-1]) == 2  # c-3 exited in April
 
 
 def test_spine_with_a_repeated_pair_is_refused(factory: RawFactory) -> None:
-    spine = pd.DataFrame({"child_pid": ["c-1", "c-1"], "as_of": [date(2024, 1, 1)] * 2})
+    spine = pd.DataFrame({"child_id": ["c-1", "c-1"], "as_of": [date(2024, 1, 1)] * 2})
     with pytest.raises(ValueError, match="repeats"):
         FeatureStore(factory.con).as_of_frame(spine)
 
@@ -240,7 +240,7 @@ def test_new_rows_after_a_build_are_seen_by_the_next_build(factory: RawFactory) 
     factory.child("c-1")
     factory.visit("c-1", "2024-03-01", visit_id="v-1")
     store = FeatureStore(factory.con)
-    spine = pd.DataFrame({"child_pid": ["c-1"], "as_of": [date(2024, 3, 10)]})
+    spine = pd.DataFrame({"child_id": ["c-1"], "as_of": [date(2024, 3, 10)]})
     assert store.as_of_frame(spine)["visits_child_not_seen_90d"].item() == 0
     factory.visit("c-1", "2024-03-01", visit_id="v-1", child_seen=False, recorded_at="2024-03-09")
     assert store.as_of_frame(spine)["visits_child_not_seen_90d"].item() == 1

@@ -48,7 +48,7 @@ def simulate_children(
     Returns
     -------
     DataFrame
-        ``child_pid, household_pid, village_code, as_of``, the ``FEATURES``, ``true_p``, ``y``.
+        ``child_id, household_pid, village_code, as_of``, the ``FEATURES``, ``true_p``, ``y``.
     """
     rng = np.random.default_rng(seed)
     sizes = rng.integers(1, 4, n_households)
@@ -83,7 +83,7 @@ def simulate_children(
     y = (rng.random(n) < true_p).astype(np.int64)
     return pd.DataFrame(
         {
-            "child_pid": [f"c{seed}-{i:05d}" for i in range(n)],
+            "child_id": [f"c{seed}-{i:05d}" for i in range(n)],
             "household_pid": [f"h{seed}-{h:05d}" for h in household],
             "village_code": [f"v{v:03d}" for v in village],
             "as_of": pd.Timestamp(as_of),
@@ -128,7 +128,7 @@ def simulate_spine(
     Returns
     -------
     DataFrame
-        ``child_pid, household_pid, as_of``.
+        ``child_id, household_pid, as_of``.
     """
     rng = np.random.default_rng(seed)
     sizes = rng.integers(1, 4, n_households)
@@ -141,7 +141,7 @@ def simulate_spine(
         rows.append(
             pd.DataFrame(
                 {
-                    "child_pid": [f"c{i}" for i in range(n)],
+                    "child_id": [f"c{i}" for i in range(n)],
                     "household_pid": [f"h{h}" for h in current],
                     "as_of": pd.Timestamp(start + timedelta(days=k * step_days)),
                 }

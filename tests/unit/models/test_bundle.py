@@ -40,7 +40,7 @@ def test_predict_gives_score_columns_with_band_around_p_any(trained: Trained) ->
 
 def test_predict_ignores_extra_columns_and_column_order(trained: Trained) -> None:
     bundle, test = trained.bundle, trained.test
-    shuffled = test[["child_pid", *reversed(FEATURES), "village_code"]]
+    shuffled = test[["child_id", *reversed(FEATURES), "village_code"]]
     pd.testing.assert_frame_equal(bundle.predict(shuffled), bundle.predict(test))
 
 

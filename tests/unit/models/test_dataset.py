@@ -69,12 +69,12 @@ def test_training_rows_are_every_registered_child_at_each_month_end(trained: Pre
     try:
         store = FeatureStore(con)
         for as_of in (trained.data.as_of_dates[0], trained.data.as_of_dates[-1]):
-            registered = store.registered_children(as_of)["child_pid"]
-            rows = frame.loc[frame["as_of"] == pd.Timestamp(as_of), "child_pid"]
+            registered = store.registered_children(as_of)["child_id"]
+            rows = frame.loc[frame["as_of"] == pd.Timestamp(as_of), "child_id"]
             assert sorted(rows) == sorted(registered)
     finally:
         con.close()
-    assert not frame.duplicated(["child_pid", "as_of"]).any()
+    assert not frame.duplicated(["child_id", "as_of"]).any()
     assert all(
         d == (pd.Timestamp(d) + pd.offsets.MonthEnd(0)).date() for d in trained.data.as_of_dates
     )
@@ -101,9 +101,9 @@ def test_every_label_window_had_passed_when_the_data_were_cut(trained: Prepared)
 def test_training_features_equal_a_scoring_build_on_the_same_date(trained: Prepared) -> None:
     # Training and scoring read one retrieval: no train/serve skew (anti-pattern 5).
     as_of = trained.data.as_of_dates[-1]
-    built = frame_on(trained, as_of).sort_values("child_pid").reset_index(drop=True)
+    built = frame_on(trained, as_of).sort_values("child_id").reset_index(drop=True)
     rows = trained.data.frame.loc[trained.data.frame["as_of"] == pd.Timestamp(as_of)]
-    rows = rows.sort_values("child_pid").reset_index(drop=True)
+    rows = rows.sort_values("child_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(rows[list(built.columns)], built)
 
 

@@ -70,7 +70,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fitted]:
     con = connect(population.store, read_only=True)
     store = FeatureStore(con)
     frames = [store.build(day) for day in AS_OF]
-    labels = [label_frame(con, f[["child_pid", "as_of"]])["any"].to_numpy() for f in frames]
+    labels = [label_frame(con, f[["child_id", "as_of"]])["any"].to_numpy() for f in frames]
     names = model_feature_names()
     train = pd.concat(frames[:2], ignore_index=True)
     model = RiskClassifier(**FAST).fit(train[names], np.concatenate(labels[:2]))
@@ -320,7 +320,7 @@ def test_explain_child_carries_score_and_provenance(
     fitted: Fitted, explained: dict[str, Any]
 ) -> None:
     child = _riskiest(fitted)
-    assert explained["child_id"] == child["child_pid"].iloc[0]
+    assert explained["child_id"] == child["child_id"].iloc[0]
     assert explained["as_of"] == AS_OF[-1].isoformat()
     assert (explained["model_name"], explained["model_version"]) == ("shouhu-risk", 3)
     assert explained["policy_version"] == fitted.policy.version
@@ -428,7 +428,7 @@ def test_cli_explain_json_prints_one_object_with_reasons_and_evidence(
 ) -> None:
     from models.cli import app
 
-    child = str(_riskiest(fitted)["child_pid"].iloc[0])
+    child = str(_riskiest(fitted)["child_id"].iloc[0])
     result = CliRunner().invoke(app, ["explain", child, "--as-of", AS_OF[-1].isoformat(), "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
@@ -443,7 +443,7 @@ def test_cli_explain_prints_text_and_writes_the_waterfall(
 ) -> None:
     from models.cli import app
 
-    child = str(_riskiest(fitted)["child_pid"].iloc[0])
+    child = str(_riskiest(fitted)["child_id"].iloc[0])
     png = tmp_path / "child.png"
     args = ["explain", child, "--as-of", AS_OF[-1].isoformat(), "--lang", "en", "--plot", str(png)]
     result = CliRunner().invoke(app, args)

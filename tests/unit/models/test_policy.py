@@ -215,7 +215,7 @@ def test_default_policy_area_column_is_an_identifying_column_of_feature_frames()
     from features.definitions import IDENTIFYING_COLUMNS
 
     assert default_policy().capacity.area_column in IDENTIFYING_COLUMNS
-    assert "child_pid" in IDENTIFYING_COLUMNS  # assign_tiers breaks ties by it
+    assert "child_id" in IDENTIFYING_COLUMNS  # assign_tiers breaks ties by it
 
 
 def test_default_policy_category_values_are_codes_of_the_data_model() -> None:

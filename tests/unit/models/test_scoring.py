@@ -95,7 +95,7 @@ def scored(trained: Prepared, as_of: date) -> pd.DataFrame:
 def test_every_registered_child_gets_one_tier_with_provenance(
     trained: Prepared, scored: pd.DataFrame, con: duckdb.DuckDBPyConnection, as_of: date
 ) -> None:
-    registered = FeatureStore(con).registered_children(as_of)["child_pid"]
+    registered = FeatureStore(con).registered_children(as_of)["child_id"]
     assert sorted(scored["child_id"]) == sorted(registered)
     assert set(CONTRACT) <= set(scored.columns)
     assert set(scored["tier"]) <= {"T1", "T2", "T3", "T4"}

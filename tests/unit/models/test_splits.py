@@ -33,7 +33,7 @@ def assert_split_is_sound(
     assert len(np.unique(used)) == len(used)
     assert len(used) + sum(split.dropped.values()) == len(frame)
     # No household and no child on two sides.
-    for column in ("household_pid", "child_pid"):
+    for column in ("household_pid", "child_id"):
         members = {name: set(frame[column].iloc[rows]) for name, rows in sides.items()}
         assert not members["train"] & members["calib"], column
         assert not members["train"] & members["test"], column
@@ -92,7 +92,7 @@ def test_random_spines_split_without_leaks(
 def test_a_child_who_moves_links_both_households() -> None:
     frame = pd.DataFrame(
         {
-            "child_pid": ["c1", "c1", "c2", "c3"],
+            "child_id": ["c1", "c1", "c2", "c3"],
             "household_pid": ["h1", "h2", "h2", "h3"],
             "as_of": ["2024-01-01", "2024-06-01", "2024-06-01", "2024-06-01"],
         }
@@ -122,7 +122,7 @@ def test_group_shares_follow_the_configuration() -> None:
 def test_rows_without_a_household_stand_for_their_child() -> None:
     frame = pd.DataFrame(
         {
-            "child_pid": ["c1", "c1", "c2"],
+            "child_id": ["c1", "c1", "c2"],
             "household_pid": [None, None, None],
             "as_of": "2024-01-01",
         }

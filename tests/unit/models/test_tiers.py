@@ -351,7 +351,7 @@ def _reference_bands(
     for town, group in frame.groupby("township_code"):
         k2, k3 = k[str(town)]
         pool = [
-            (row.p_any, row.child_pid)
+            (row.p_any, row.child_id)
             for row in group.itertuples()
             if not forced_t1[row.Index] and not math.isnan(row.p_any)
         ]
@@ -392,7 +392,7 @@ def populations(draw: st.DrawFn) -> pd.DataFrame:
         "floor_t2": TRIGGERS["improper_guardianship"][0],
     }
     records = [{**BASELINE, **patch[kind]} for kind in kinds]
-    return typed_frame(records, child_pid=ids, township_code=towns, p_any=scores)
+    return typed_frame(records, child_id=ids, township_code=towns, p_any=scores)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -413,8 +413,8 @@ def test_capacity_gives_exactly_the_configured_counts_per_township(
     forced = out["rule_tier"].eq("T1")
     slots = {"500101001000": (k2, k3), "500101002000": (override_k, 1), "500101003000": (k2, k3)}
     expected = _reference_bands(frame, forced, slots)
-    ranked = out[out["child_pid"].isin(list(expected))]
-    assert dict(zip(ranked["child_pid"], ranked["model_tier"], strict=True)) == expected
+    ranked = out[out["child_id"].isin(list(expected))]
+    assert dict(zip(ranked["child_id"], ranked["model_tier"], strict=True)) == expected
     for town, group in out.groupby("township_code"):
         t2, t3 = slots[str(town)]
         eligible = int((~forced[group.index] & frame.loc[group.index, "p_any"].notna()).sum())
@@ -438,7 +438,7 @@ def test_capacity_by_share_and_row_order_do_not_matter(seed: int, n: int) -> Non
     policy = _policy_with(capacity__basis="share", capacity__share={"t2": 0.1, "t3": 0.25})
     frame = typed_frame(
         random_records(rng, n, rule_rate=0.0),
-        child_pid=[f"c{i:03d}" for i in range(n)],
+        child_id=[f"c{i:03d}" for i in range(n)],
         township_code=["500101001000"] * n,
         p_any=rng.choice([0.1, 0.3, 0.3, 0.7], size=n),
     )
@@ -446,8 +446,8 @@ def test_capacity_by_share_and_row_order_do_not_matter(seed: int, n: int) -> Non
     assert int(out["model_tier"].eq("T2").sum()) == math.floor(round(0.1 * n, 9))
     assert int(out["model_tier"].eq("T3").sum()) == math.floor(round(0.25 * n, 9))
     shuffled = frame.sample(frac=1.0, random_state=seed % 1000)
-    again = assign_tiers(shuffled, policy).set_index("child_pid")["tier"]
-    assert again.loc[out["child_pid"]].tolist() == out["tier"].tolist()
+    again = assign_tiers(shuffled, policy).set_index("child_id")["tier"]
+    assert again.loc[out["child_id"]].tolist() == out["tier"].tolist()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -466,7 +466,7 @@ def runs(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     half = rng.uniform(0.0, 0.2, size=n)
     frame = typed_frame(
         random_records(rng, n, rule_rate=0.4),
-        child_pid=ids,
+        child_id=ids,
         township_code=rng.choice(["500101001000", "500101002000"], size=n),
         p_any=p,
         p_low=np.clip(p - half, 0, 1),
@@ -476,7 +476,7 @@ def runs(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     hard_flags = (prev_tiers == "T1") & (rng.random(n) < 0.5)
     previous = pd.DataFrame(
         {
-            "child_pid": ids,
+            "child_id": ids,
             "tier": prev_tiers,
             "consecutive_below": rng.integers(0, 3, size=n),
             "hard_rule_t1": hard_flags,
@@ -486,7 +486,7 @@ def runs(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     chosen = rng.random(n) < 0.2
     overrides = pd.DataFrame(
         {
-            "child_pid": np.array(ids)[chosen],
+            "child_id": np.array(ids)[chosen],
             "tier": rng.choice(["T1", "T2", "T3", "T4"], size=int(chosen.sum())),
             "role": rng.choice(["caseworker", "supervisor"], size=int(chosen.sum())),
             "reviewer": "r-1",
@@ -508,12 +508,12 @@ def test_assign_tiers_agrees_with_decide_tier_for_every_child(
     frame, previous, overrides = run
     policy = _policy_with(capacity__per_area={"t2": 4, "t3": 6})
     out = assign_tiers(frame, policy, previous, overrides=overrides)
-    assert list(out.columns) == ["child_pid", "township_code", *OUTPUT_COLUMNS]
-    prev = previous.set_index("child_pid")
-    ov = overrides.set_index("child_pid")
+    assert list(out.columns) == ["child_id", "township_code", *OUTPUT_COLUMNS]
+    prev = previous.set_index("child_id")
+    ov = overrides.set_index("child_id")
     records = frame[FEATURES].to_dict("records")
     for i, row in enumerate(out.itertuples(index=False)):
-        pid = row.child_pid
+        pid = row.child_id
         p_tier = _optional(prev.loc[pid, "tier"])
         confirmed = _optional(prev.loc[pid, "confirmed_by"])
         state = (
@@ -584,7 +584,7 @@ def test_assign_tiers_agrees_with_decide_tier_for_every_child(
 def _town(records: list[dict[str, Any]], scores: list[float] | None) -> pd.DataFrame:
     n = len(records)
     extra: dict[str, Any] = {
-        "child_pid": [f"c{i:03d}" for i in range(n)],
+        "child_id": [f"c{i:03d}" for i in range(n)],
         "township_code": ["500101001000"] * n,
     }
     if scores is not None:
@@ -654,7 +654,7 @@ def test_override_in_batch_respects_floors(tmp_path: Path) -> None:
     records = [dict(BASELINE), {**BASELINE, **TRIGGERS["improper_guardianship"][0]}]
     overrides = pd.DataFrame(
         {
-            "child_pid": ["c000", "c001"],
+            "child_id": ["c000", "c001"],
             "tier": ["T2", "T4"],
             "role": ["caseworker", "supervisor"],
             "reviewer": ["cw-7", "sv-1"],
@@ -731,25 +731,25 @@ def test_assign_tiers_refuses_frames_it_cannot_apply_the_policy_to() -> None:
         assign_tiers(frame.drop(columns="township_code"), default_policy())
     with pytest.raises(PolicyError, match="1 children have no township_code"):
         assign_tiers(frame.assign(township_code=["500101001000", None]), default_policy())
-    with pytest.raises(PolicyError, match="missing or repeated child_pid"):
-        assign_tiers(frame.assign(child_pid=["c000", "c000"]), default_policy())
+    with pytest.raises(PolicyError, match="missing or repeated child_id"):
+        assign_tiers(frame.assign(child_id=["c000", "c000"]), default_policy())
     with pytest.raises(PolicyError, match=r"probabilities in \[0, 1\]"):
         assign_tiers(frame.assign(p_any=[0.1, 1.2]), default_policy())
     with pytest.raises(PolicyError, match="lacks feature"):
         assign_tiers(frame.drop(columns="age_years"), default_policy())
-    bad_previous = pd.DataFrame({"child_pid": ["c000"], "tier": ["red"]})
+    bad_previous = pd.DataFrame({"child_id": ["c000"], "tier": ["red"]})
     with pytest.raises(PolicyError, match=r"previous.tier: \['red'\] are not tiers"):
         assign_tiers(frame, default_policy(), bad_previous)
-    inconsistent = pd.DataFrame({"child_pid": ["c000"], "tier": ["T2"], "hard_rule_t1": [True]})
+    inconsistent = pd.DataFrame({"child_id": ["c000"], "tier": ["T2"], "hard_rule_t1": [True]})
     with pytest.raises(PolicyError, match="hard_rule_t1 is set on a child whose tier is not T1"):
         assign_tiers(frame, default_policy(), inconsistent)
 
 
 def test_assign_tiers_on_an_empty_run_returns_an_empty_frame() -> None:
-    frame = typed_frame([BASELINE], child_pid=["c000"], township_code=["500101001000"]).iloc[:0]
+    frame = typed_frame([BASELINE], child_id=["c000"], township_code=["500101001000"]).iloc[:0]
     out = assign_tiers(frame, default_policy())
     assert len(out) == 0
-    assert list(out.columns) == ["child_pid", "township_code", *OUTPUT_COLUMNS]
+    assert list(out.columns) == ["child_id", "township_code", *OUTPUT_COLUMNS]
 
 
 def test_assign_tiers_column_dtypes_do_not_depend_on_the_values() -> None:

@@ -55,7 +55,7 @@ def test_no_child_or_household_is_on_two_sides_and_windows_follow_time(
     train_rows, calib_rows, test_rows = folds[-1].frames(frame)
     for a, b in ((train_rows, calib_rows), (train_rows, test_rows), (calib_rows, test_rows)):
         assert not set(a["household_pid"]) & set(b["household_pid"])
-        assert not set(a["child_pid"]) & set(b["child_pid"])
+        assert not set(a["child_id"]) & set(b["child_id"])
     assert train_rows["as_of"].max() < calib_rows["as_of"].min()
     assert calib_rows["as_of"].max() < test_rows["as_of"].min()
     # The registered model was evaluated on exactly these test rows.
