@@ -27,6 +27,8 @@ from pydantic_settings import (
 
 #: Demo key for pseudonymising synthetic identity numbers. Refused outside demo mode.
 DEMO_PSEUDONYM_KEY = "shouhu-demo-key-not-for-real-data"
+#: Demo key for signing session cookies. Refused outside demo mode.
+DEMO_SESSION_SECRET = "shouhu-demo-session-secret-not-for-production"
 
 
 class StoreSettings(BaseModel):
@@ -139,6 +141,44 @@ class ScoringSettings(BaseModel):
     )
 
 
+class ServiceSettings(BaseModel):
+    """The web service (``shouhu serve``): API, pages and the operational database."""
+
+    host: str = Field(default="127.0.0.1", description="address to bind")
+    port: int = Field(default=8000, ge=1, le=65535, description="port to bind")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the operational database; unset means SQLite (WAL) at "
+        "$SHOUHU_HOME/service.db, a postgresql:// URL for PostgreSQL",
+    )
+    session_secret: SecretStr = Field(
+        default=SecretStr(DEMO_SESSION_SECRET),
+        description="key that signs session cookies and CSRF tokens; refused outside demo mode",
+    )
+    session_hours: int = Field(default=12, ge=1, le=24 * 30, description="session lifetime")
+    token_days: int = Field(default=30, ge=1, le=365, description="API bearer-token lifetime")
+    secure_cookies: bool = Field(
+        default=False,
+        description="mark cookies Secure (HTTPS only); true in production behind TLS",
+    )
+    default_lang: str = Field(default="zh", pattern="^(zh|en)$", description="page language")
+    webhook_url: str | None = Field(
+        default=None, description="early-warning alerts are POSTed here when set"
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key that signs webhook bodies"
+    )
+    webhook_retries: int = Field(default=3, ge=0, le=10, description="webhook retry attempts")
+
+
+class MonitoringSettings(BaseModel):
+    """Drift, data quality and re-evaluation reports."""
+
+    sample_rows: int = Field(
+        default=20_000, ge=100, description="rows sampled per side for drift reports"
+    )
+
+
 class Settings(BaseSettings):
     """Shouhu's settings. See the module docstring for sources and precedence."""
 
@@ -163,6 +203,8 @@ class Settings(BaseSettings):
     policy: PolicySettings = PolicySettings()
     train: TrainSettings = TrainSettings()
     scoring: ScoringSettings = ScoringSettings()
+    service: ServiceSettings = ServiceSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @field_validator("home")
     @classmethod
@@ -175,6 +217,19 @@ class Settings(BaseSettings):
         if not self.demo_mode and key == DEMO_PSEUDONYM_KEY:
             raise ValueError(
                 "SHOUHU_PSEUDONYM_KEY must be set to a secret key when SHOUHU_DEMO_MODE is false"
+            )
+        if not self.demo_mode and (
+            self.service.session_secret.get_secret_value() == DEMO_SESSION_SECRET
+        ):
+            raise ValueError(
+                "SHOUHU_SERVICE__SESSION_SECRET must be set to a secret when SHOUHU_DEMO_MODE "
+                "is false"
+            )
+        if self.demo_mode and self.service.host not in {"127.0.0.1", "localhost", "::1"}:
+            # Demo secrets must never face a network.
+            raise ValueError(
+                f"demo mode serves on the loopback address only, not {self.service.host}; "
+                "set SHOUHU_DEMO_MODE=false with real secrets to bind another address"
             )
         if len(key) < 16:
             raise ValueError("SHOUHU_PSEUDONYM_KEY must be at least 16 characters")
@@ -225,6 +280,18 @@ class Settings(BaseSettings):
         return self.home / "reports"
 
     @property
+    def service_database_url(self) -> str:
+        """The operational database URL in force (SQLite under the home unless one is set)."""
+        if self.service.database_url:
+            return self.service.database_url
+        return f"sqlite:///{(self.home / 'service.db').as_posix()}"
+
+    @property
+    def monitoring_dir(self) -> Path:
+        """Folder of drift, quality and re-evaluation reports."""
+        return self.home / "monitoring"
+
+    @property
     def promotion_log_path(self) -> Path:
         """The append-only JSON-lines log of champion promotions."""
         return self.registry_dir / "promotions.jsonl"
@@ -261,10 +328,13 @@ def get_settings(**overrides: Any) -> Settings:
 
 __all__ = [
     "DEMO_PSEUDONYM_KEY",
+    "DEMO_SESSION_SECRET",
     "IngestSettings",
+    "MonitoringSettings",
     "PolicySettings",
     "RegistrySettings",
     "ScoringSettings",
+    "ServiceSettings",
     "Settings",
     "StoreSettings",
     "TrainSettings",

@@ -39,7 +39,20 @@ def test_settings_refuse_demo_key_outside_demo_mode(monkeypatch: pytest.MonkeyPa
     with pytest.raises(ValidationError, match="SHOUHU_PSEUDONYM_KEY must be set"):
         Settings()
     monkeypatch.setenv("SHOUHU_PSEUDONYM_KEY", "a-real-secret-of-enough-length")
+    with pytest.raises(ValidationError, match="SHOUHU_SERVICE__SESSION_SECRET must be set"):
+        Settings()
+    monkeypatch.setenv("SHOUHU_SERVICE__SESSION_SECRET", "another-real-secret-of-enough-length")
     assert Settings().pseudonym_key.get_secret_value() != DEMO_PSEUDONYM_KEY
+
+
+def test_settings_refuse_a_network_address_in_demo_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHOUHU_SERVICE__HOST", "0.0.0.0")
+    with pytest.raises(ValidationError, match="loopback address only"):
+        Settings()
+    monkeypatch.setenv("SHOUHU_DEMO_MODE", "false")
+    monkeypatch.setenv("SHOUHU_PSEUDONYM_KEY", "a-real-secret-of-enough-length")
+    monkeypatch.setenv("SHOUHU_SERVICE__SESSION_SECRET", "another-real-secret-of-enough-length")
+    assert Settings().service.host == "0.0.0.0"
 
 
 def test_settings_refuse_short_key(monkeypatch: pytest.MonkeyPatch) -> None:
