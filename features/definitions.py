@@ -193,6 +193,9 @@ def _false(column: str) -> Filter:
 # --- code groups the features and the labels share -------------------------------------------
 HARM_INCIDENTS = ("domestic_violence", "abuse", "sexual_abuse", "unlawful_harm")
 INJURY_INCIDENTS = ("serious_injury", "accidental_injury", "drowning")
+#: Injuries the tier policy names as serious (a near-drowning is one); an accidental injury
+#: is not a mandatory-report situation on its own.
+SERIOUS_INJURY_INCIDENTS = ("serious_injury", "drowning")
 MENTAL_HEALTH_INCIDENTS = ("suicide_attempt", "self_harm", "mental_crisis")
 GUARDIANSHIP_INCIDENTS = ("living_alone", "no_guardian")
 MISSING_INCIDENTS = ("missing", "begging")
@@ -547,6 +550,45 @@ VISIT = FeatureView(
             "visits",
             where=(_false("guardian_present"),),
         ),
+        Field(
+            "days_since_visit_found_alone",
+            "days_since",
+            "float64",
+            where=(_eq("living_arrangement", "alone"),),
+            doc=Doc(
+                "距最近一次走访发现儿童独自居住的天数",
+                "days since a home visit last found the child living alone",
+                "guardianship",
+                "days",
+            ),
+        ),
+        Field(
+            "days_since_visit_found_cared_for",
+            "days_since",
+            "float64",
+            where=(_in("living_arrangement", "with_caregiver", "boarding"),),
+            doc=Doc(
+                "距最近一次走访发现儿童与监护人同住或在校寄宿的天数",
+                "days since a home visit last found the child living with the caregiver or "
+                "boarding at school",
+                "guardianship",
+                "days",
+            ),
+        ),
+        # The child at home, the guardian not there and judged unable to care: the recorded
+        # sign of a child left unattended. A guardian merely out (about one visit in seven)
+        # is no such sign, nor a visit where the child was away, e.g. at school.
+        *_windowed(
+            "visits_child_unattended",
+            (D90, D365),
+            "count",
+            "近{n}天走访时儿童在家、监护人不在场且无力监护的次数",
+            "visits in the last {n} days that found the child at home with no capable "
+            "guardian there",
+            "safety",
+            "visits",
+            where=(_true("child_seen"), _false("guardian_present"), _false("guardian_capable")),
+        ),
         *_windowed(
             "visits_guardian_incapable",
             (D90, D365),
@@ -795,6 +837,30 @@ DROPOUT_CONTROL = FeatureView(
             ),
         ),
         Field(
+            "days_since_dropout_record",
+            "days_since",
+            "float64",
+            where=(_eq("kind", "dropout"),),
+            doc=Doc(
+                "距最近一次辍学(离校超过一个月)记录的天数",
+                "days since the last record of a dropout (over a month away)",
+                "study_life",
+                "days",
+            ),
+        ),
+        Field(
+            "days_since_return_to_school",
+            "days_since",
+            "float64",
+            where=(_eq("kind", "returned"),),
+            doc=Doc(
+                "距最近一次复学记录的天数",
+                "days since the last record of a return to school",
+                "study_life",
+                "days",
+            ),
+        ),
+        Field(
             "max_consecutive_absent_days_365d",
             "max",
             "float64",
@@ -891,6 +957,17 @@ SCREENING = FeatureView(
             "boolean",
             column="positive",
             doc=Doc("最近一次心理筛查结果为阳性", "the latest screening was positive", "health"),
+        ),
+        Field(
+            "latest_screen_suicidal_ideation",
+            "latest",
+            "boolean",
+            column="suicidal_ideation",
+            doc=Doc(
+                "最近一次心理筛查发现自杀意念",
+                "the latest screening found suicidal thoughts",
+                "health",
+            ),
         ),
         Field(
             "positive_screens_365d",
@@ -1065,6 +1142,80 @@ INCIDENT = FeatureView(
             ),
         ),
         Field(
+            "days_since_serious_injury",
+            "days_since",
+            "float64",
+            where=(_in("incident_type", *SERIOUS_INJURY_INCIDENTS),),
+            doc=Doc(
+                "距最近一次严重伤害或溺水事件的天数",
+                "days since the last serious injury or near-drowning",
+                "safety",
+                "days",
+            ),
+        ),
+        Field(
+            "days_since_missing_or_begging",
+            "days_since",
+            "float64",
+            where=(_in("incident_type", *MISSING_INCIDENTS),),
+            doc=Doc(
+                "距最近一次失踪、离家出走或流浪乞讨事件的天数",
+                "days since the child was last missing, ran away or was found begging",
+                "safety",
+                "days",
+            ),
+        ),
+        Field(
+            "suicide_attempts_365d",
+            "count",
+            "int32",
+            window=D365,
+            where=(_eq("incident_type", "suicide_attempt"),),
+            doc=Doc(
+                "近365天自杀未遂事件数",
+                "suicide attempts in the last 365 days",
+                "health",
+                "incidents",
+            ),
+        ),
+        Field(
+            "self_harm_incidents_365d",
+            "count",
+            "int32",
+            window=D365,
+            where=(_eq("incident_type", "self_harm"),),
+            doc=Doc(
+                "近365天自伤事件数",
+                "self-harm incidents in the last 365 days",
+                "health",
+                "incidents",
+            ),
+        ),
+        Field(
+            "days_since_suicide_attempt",
+            "days_since",
+            "float64",
+            where=(_eq("incident_type", "suicide_attempt"),),
+            doc=Doc(
+                "距最近一次自杀未遂的天数",
+                "days since the last suicide attempt",
+                "health",
+                "days",
+            ),
+        ),
+        Field(
+            "days_since_self_harm",
+            "days_since",
+            "float64",
+            where=(_eq("incident_type", "self_harm"),),
+            doc=Doc(
+                "距最近一次自伤事件的天数",
+                "days since the last self-harm",
+                "health",
+                "days",
+            ),
+        ),
+        Field(
             "days_since_guardianship_incident",
             "days_since",
             "float64",
@@ -1119,6 +1270,45 @@ DERIVED: tuple[Derived, ...] = (
         ("hukou_status",),
         "boolean",
         Doc("无户籍", "has no household registration", "safety"),
+    ),
+    Derived(
+        "lives_alone",
+        tf.lives_alone,
+        (
+            "living_arrangement",
+            "days_since_guardianship_change",
+            "days_since_visit_found_alone",
+            "days_since_visit_found_cared_for",
+        ),
+        "boolean",
+        Doc(
+            "目前独自居住(最新的监护记录或走访记录显示儿童独自居住)",
+            "lives alone now (the newest guardianship record or home visit says so)",
+            "guardianship",
+        ),
+    ),
+    Derived(
+        "out_of_school",
+        tf.is_out_of_school,
+        ("days_since_suspected_dropout", "days_since_return_to_school", "enrol_status"),
+        "boolean",
+        Doc(
+            "目前失学(疑似辍学或辍学记录之后尚无复学记录,或学籍为辍学)",
+            "out of school now (a suspected-dropout or dropout record and no return since, "
+            "or enrolment status dropped out)",
+            "study_life",
+        ),
+    ),
+    Derived(
+        "out_of_school_over_a_month",
+        tf.is_out_of_school,
+        ("days_since_dropout_record", "days_since_return_to_school", "enrol_status"),
+        "boolean",
+        Doc(
+            "辍学超过一个月且尚未复学",
+            "dropped out over a month ago and not yet back at school",
+            "study_life",
+        ),
     ),
     Derived(
         "child_not_seen_share_365d",
@@ -1349,6 +1539,7 @@ __all__ = [
     "MENTAL_HEALTH_INCIDENTS",
     "MISSING_INCIDENTS",
     "SCHOOL",
+    "SERIOUS_INJURY_INCIDENTS",
     "VIEWS",
     "Derived",
     "Doc",

@@ -9,11 +9,18 @@ The outcomes follow the tier policy's "adverse event in the next 90 days" (tier-
 
 ``serious_harm``            incidents of harm and mandatory-report types
 ``dropout``                 suspected dropout or dropout records; enrolment status dropped out
-``guardianship_breakdown``  guardianship assessed absent, no caregiver, or living alone;
-                            incidents of living alone or no de facto guardian
+``guardianship_breakdown``  a guardianship record that newly shows a breakdown (assessed
+                            absent, no caregiver, or living alone) where the child's previous
+                            record did not; incidents of living alone or no de facto guardian
 ``mental_health``           suicide attempts, self-harm, severe crises; a positive screening
                             that found suicidal ideation
 ``any``                     any of the above
+
+A guardianship state is re-recorded at every quarterly review of the file: a child whose
+guardian was already absent is absent again on the next record, and that is no new
+breakdown. So a guardianship record counts only when it is the child's first record in a
+breakdown state after one that was not (or the child's first record at all), comparing with
+the record before it in event-date order among the versions known by ``known_by``.
 
 Each outcome also reports the source systems that recorded it (police, health, school,
 village) and the frame says whether the child was visited in the window at all: outcomes
@@ -75,6 +82,11 @@ class OutcomeRecord:
 
     The source system is ``source`` when fixed, else the value of ``source_column`` (whose
     codes are source-system codes: ``incidents.source_system``, ``screenings.screener``).
+
+    ``any_of`` (when given) adds the condition that at least one of its filters holds.
+    ``onset_only`` makes the record count only when that condition (``where`` and
+    ``any_of``) did not already hold on the child's previous row of the table (in event-date,
+    then recorded-date, then ``_seq`` order): a state re-recorded unchanged is no new event.
     """
 
     outcome: str
@@ -82,6 +94,8 @@ class OutcomeRecord:
     where: tuple[Filter, ...]
     source: str | None = None
     source_column: str | None = None
+    any_of: tuple[Filter, ...] = ()
+    onset_only: bool = False
 
 
 OUTCOME_RECORDS: tuple[OutcomeRecord, ...] = (
@@ -97,23 +111,18 @@ OUTCOME_RECORDS: tuple[OutcomeRecord, ...] = (
     OutcomeRecord(
         "dropout", "enrolments", (Filter("enrol_status", "eq", ("dropped_out",)),), source="school"
     ),
+    # Assessed absent, nobody caring, or living alone: a breakdown only where it is new.
     OutcomeRecord(
         "guardianship_breakdown",
         "guardianship",
-        (Filter("capacity", "eq", ("absent",)),),
+        (),
         source="village",
-    ),
-    OutcomeRecord(
-        "guardianship_breakdown",
-        "guardianship",
-        (Filter("caregiver_relation", "eq", ("none",)),),
-        source="village",
-    ),
-    OutcomeRecord(
-        "guardianship_breakdown",
-        "guardianship",
-        (Filter("living_arrangement", "eq", ("alone",)),),
-        source="village",
+        any_of=(
+            Filter("capacity", "eq", ("absent",)),
+            Filter("caregiver_relation", "eq", ("none",)),
+            Filter("living_arrangement", "eq", ("alone",)),
+        ),
+        onset_only=True,
     ),
     OutcomeRecord(
         "guardianship_breakdown",
@@ -152,27 +161,45 @@ def _known(known_by: date | None) -> str:
     )
 
 
+def _state_sql(rec: OutcomeRecord) -> str:
+    """The record's own condition (``where`` AND any of ``any_of``), never NULL."""
+    conds = [filter_sql(Filter(f"r.{f.column}", f.op, f.values)) for f in rec.where]
+    if rec.any_of:
+        alternatives = (filter_sql(Filter(f"r.{f.column}", f.op, f.values)) for f in rec.any_of)
+        conds.append("(" + " OR ".join(alternatives) + ")")
+    return f"COALESCE({' AND '.join(conds)}, FALSE)" if conds else "TRUE"
+
+
+def _record_sql(rec: OutcomeRecord, superseded: str, known_by: date | None) -> str:
+    event = TABLES_BY_NAME[rec.table].event_time
+    source = literal(rec.source) if rec.source else f"r.{rec.source_column}"
+    head = (
+        f"SELECT r.child_id, r.{event} AS event_date, {literal(rec.outcome)} AS outcome, "
+        f"{source} AS source"
+    )
+    frm = f"FROM {raw_table(rec.table)} AS r\n  LEFT JOIN {superseded} AS x ON x._seq = r._seq"
+    if not rec.onset_only:
+        return f"  {head}\n  {frm}\n  WHERE {_state_sql(rec)} AND {_known(known_by)}"
+    # Every known row of the child, with the state on it and on the row before it; only rows
+    # where the state begins count (a child's first row has no row before it).
+    state = _state_sql(rec)
+    order = f"r.{event}, r.recorded_at, r._seq"
+    return (
+        "  SELECT child_id, event_date, outcome, source FROM (\n"
+        f"    {head},\n      {state} AS _state,\n"
+        f"      LAG({state}) OVER (PARTITION BY r.child_id ORDER BY {order}) AS _before\n"
+        f"    {frm}\n    WHERE {_known(known_by)}\n"
+        "  ) AS onsets\n  WHERE _state AND NOT COALESCE(_before, FALSE)"
+    )
+
+
 def outcome_sql(superseded: dict[str, str], known_by: date | None) -> str:
     """Outcome records matched to spine rows: ``_spine_row, outcome, source, n``.
 
     ``superseded`` maps each table to its superseded-versions table (see
     ``FeatureStore.ensure_superseded``).
     """
-    parts = []
-    for rec in OUTCOME_RECORDS:
-        event = TABLES_BY_NAME[rec.table].event_time
-        source = literal(rec.source) if rec.source else f"r.{rec.source_column}"
-        conds = " AND ".join(
-            [
-                *(filter_sql(Filter(f"r.{f.column}", f.op, f.values)) for f in rec.where),
-                _known(known_by),
-            ]
-        )
-        parts.append(
-            f"  SELECT r.child_id, r.{event} AS event_date, {literal(rec.outcome)} AS outcome, "
-            f"{source} AS source\n  FROM {raw_table(rec.table)} AS r\n"
-            f"  LEFT JOIN {superseded[rec.table]} AS x ON x._seq = r._seq\n  WHERE {conds}"
-        )
+    parts = [_record_sql(rec, superseded[rec.table], known_by) for rec in OUTCOME_RECORDS]
     events = "\n  UNION ALL\n".join(parts)
     return (
         f"WITH events AS (\n{events}\n)\n"

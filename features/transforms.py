@@ -59,6 +59,45 @@ def share_of(part: pd.Series, total: pd.Series) -> pd.Series:
     return part.astype("float64") / whole.where(whole > 0)
 
 
+def lives_alone(
+    record_arrangement: pd.Series,
+    days_since_record: pd.Series,
+    days_since_visit_alone: pd.Series,
+    days_since_visit_cared_for: pd.Series,
+) -> pd.Series:
+    """Whether the newest word on where the child lives, record or home visit, is "alone"."""
+    record = days_since_record.astype("float64").to_numpy()
+    alone = days_since_visit_alone.astype("float64").to_numpy()
+    cared = days_since_visit_cared_for.astype("float64").to_numpy()
+    says_alone = record_arrangement.astype("object").eq("alone").fillna(False).to_numpy(bool)
+    # A guardian arranged after a visit found the child alone closes that finding; a visit
+    # after the record finding the child with a carer (or boarding) overrides the record.
+    # Missing evidence is "never": +inf days ago. On the same day the record is believed, and
+    # a visit that found a carer outweighs one that found the child alone.
+    inf = np.inf
+    record_d = np.where(np.isnan(record), inf, record)
+    alone_d = np.where(np.isnan(alone), inf, alone)
+    cared_d = np.where(np.isnan(cared), inf, cared)
+    by_record = says_alone & (record_d <= np.minimum(alone_d, cared_d))
+    by_visit = (alone_d < record_d) & (alone_d < cared_d)
+    known = np.isfinite(record_d) | np.isfinite(alone_d) | np.isfinite(cared_d)
+    out = pd.Series(by_record | by_visit, index=record_arrangement.index, dtype="boolean")
+    return out.mask(~known)
+
+
+def is_out_of_school(
+    days_since_left: pd.Series, days_since_return: pd.Series, enrol_status: pd.Series
+) -> pd.Series:
+    """Whether the child left school (a record of it) and no return was recorded since."""
+    left = days_since_left.astype("float64")
+    back = days_since_return.astype("float64")
+    # Fewer days since the return than since leaving: the return came after it. Same-day
+    # records count as back at school (a return closes the episode it is dated with).
+    away = left.notna() & (back.isna() | (back > left))
+    dropped = enrol_status.astype("object").eq("dropped_out").fillna(False).astype(bool)
+    return (away | dropped).astype("boolean")
+
+
 def days_since_any_record(*days_since: pd.Series) -> pd.Series:
     """Days since the newest record of any kind about the child was entered."""
     return pd.concat(days_since, axis=1).astype("float64").min(axis=1, skipna=True)
@@ -69,7 +108,9 @@ __all__ = [
     "age_years",
     "days_since_any_record",
     "has_no_household_registration",
+    "is_out_of_school",
     "is_registered",
+    "lives_alone",
     "rate_change",
     "score_change",
     "share_of",

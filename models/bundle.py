@@ -232,6 +232,24 @@ class ModelBundle:
         # Select by name so keys (child_id, as_of) and column order do not matter.
         return frame.loc[:, list(self.feature_names)]
 
+    def _shared_encoding(self) -> bool:
+        """Whether every model is a LightGBM tree model reading the same encoded matrix.
+
+        Models trained together (``models.train``) share the training frame, hence the
+        feature order and the category levels, so one encoding serves them all.
+        """
+        main = self.models[ANY].model
+        levels = getattr(main, "category_levels_", None)
+        for calibrated in self.models.values():
+            model = calibrated.model
+            if (
+                getattr(model, "booster_", None) is None
+                or getattr(model, "_matrix", None) is None
+                or getattr(model, "category_levels_", None) != levels
+            ):
+                return False
+        return True
+
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Calibrated probabilities per outcome, with the interval of ``p_any``.
 
@@ -253,17 +271,29 @@ class ModelBundle:
         """
         X = self._features(frame)  # noqa: N806 - scikit-learn's name
         main = self.models[ANY]
+        margins: dict[str, Any] = {}
+        if self._shared_encoding():
+            # Encode once for all the models (the encoding costs about as much as a model's
+            # trees); the margins are exactly each model's decision_function.
+            matrix = main.model._matrix(X)
+            for outcome, calibrated in self.models.items():
+                model = calibrated.model
+                margins[outcome] = np.asarray(
+                    model.booster_.predict(matrix, raw_score=True, num_threads=model.n_jobs),
+                    dtype=np.float64,
+                )
+        else:
+            margins = {o: model_scores(m.model, X) for o, m in self.models.items()}
         # One pass of the trees gives both the point probability and its band.
-        scores = model_scores(main.model, X)
-        p_low, p_high = main.calibrator.predict_interval(scores)
+        p_low, p_high = main.calibrator.predict_interval(margins[ANY])
         columns: dict[str, Any] = {
-            "p_any": main.calibrator.predict(scores),
+            "p_any": main.calibrator.predict(margins[ANY]),
             "p_low": p_low,
             "p_high": p_high,
         }
         for outcome, model in self.models.items():
             if outcome != ANY:
-                columns[f"p_{outcome}"] = model.predict_proba(X)[:, 1]
+                columns[f"p_{outcome}"] = model.calibrator.predict(margins[outcome])
         return pd.DataFrame(columns, index=frame.index)
 
     def contributions(self, frame: pd.DataFrame, domain: str = ANY) -> pd.DataFrame:

@@ -75,8 +75,10 @@ def promote(
 ) -> None:
     """Make VERSION the champion that scores children.
 
-    Refused, with nothing changed, without an approver and a reason, or when the version's
-    recorded test precision at capacity is below the tier policy's pre-registered minimum.
+    Refused, with nothing changed, without an approver and a reason, when the version's
+    training run failed the champion gate (it did not beat both the warning-sign count and
+    the village ranker on precision at capacity in two time folds), or when its recorded test
+    precision at capacity is below the tier policy's pre-registered minimum.
     The approver, reason and time are kept as model-version tags and in
     $SHOUHU_HOME/mlflow/promotions.jsonl.
     """
@@ -85,7 +87,7 @@ def promote(
 
     settings = get_settings()
     registry = registry_from_settings(settings)
-    check_gate(registry, version)
+    # The registry checks the champion gate and the pre-registered minimum itself.
     record = registry.promote(
         version,
         approver=approver,
@@ -247,6 +249,7 @@ def score_from_settings(
             FeatureStore(con),
             scores_store.previous(as_of),
             model=None if champion is None else ModelRef(champion.name, champion.version),
+            explain_tiers=settings.scoring.explain_tiers,
             explain_threads=settings.scoring.explain_threads or None,
         )
     finally:

@@ -21,10 +21,12 @@ Scale
 Exact TreeSHAP costs about trees × leaves × depth² per row, far more than scoring. Measured
 on 2 shared cores (``benchmarks/explain.py``, 99 features): a 200-tree, 31-leaf model (mean
 depth 11) takes about 1.4 CPU-ms per row, so a million children need about 25 minutes; a
-200-tree, 7-leaf model (depth 5) about 0.13 CPU-ms, a million in about 2 minutes. On the
-generated population both shapes rank children equally well (test AUC 0.80), so model shape
-is the first lever; the second is explaining at scoring time only the children who need it
-now (T1-T3, at most 36 %) and T4 on demand.
+200-tree, 7-leaf model (depth 5) about 0.13 CPU-ms. The default model has 100 trees of 7
+leaves (``models.train.BoosterParams``: on the generated population it ranks children as
+well as larger ones), so model shape is the first lever; the second is explaining at scoring
+time only the children a person acts on now (``models.scoring.score(explain_tiers=...)``,
+T1-T3) and T4 on demand. ``benchmarks/scoring.py`` measures the whole scoring run on a
+million children.
 
 :func:`explain_frame` and :func:`top_contributions` work in batches of plain float matrices
 (the model's own encoding, no per-row pandas), keep only the top ``k`` reasons per row
@@ -553,7 +555,18 @@ def _reason(text: FeatureText, contribution: float, value: Any) -> dict[str, Any
     }
 
 
-def reasons_from_top(top: TopContributions, features: pd.DataFrame) -> list[list[dict[str, Any]]]:
+def _value_text(value: Any) -> str | None:
+    """A reason's value as stored text: features mix numbers, flags and category codes."""
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def reasons_from_top(
+    top: TopContributions, features: pd.DataFrame, *, text_values: bool = False
+) -> list[list[dict[str, Any]]]:
     """Render stored top contributions as reasons, with the rows' feature values.
 
     Parameters
@@ -562,6 +575,9 @@ def reasons_from_top(top: TopContributions, features: pd.DataFrame) -> list[list
         From :func:`top_contributions` on the same rows.
     features : DataFrame
         The rows' feature values (for the sentences).
+    text_values : bool, default=False
+        Give each ``value`` as text (``"7"``, ``"0.25"``, ``"True"``, a category code, or
+        None), the form a scoring run stores; otherwise as the plain value.
 
     Returns
     -------
@@ -593,7 +609,7 @@ def reasons_from_top(top: TopContributions, features: pd.DataFrame) -> list[list
                     "domain": domains[j],
                     "direction": "raises" if c > 0 else "lowers",
                     "contribution": c,
-                    "value": value,
+                    "value": _value_text(value) if text_values else value,
                     "zh": zh,
                     "en": en,
                 }
@@ -610,6 +626,7 @@ def explain_frame(
     top_k: int = 5,
     batch_size: int = DEFAULT_BATCH,
     n_threads: int | None = None,
+    text_values: bool = False,
 ) -> list[list[dict[str, Any]]]:
     """The top reasons of every row: feature, domain, direction, contribution and sentences.
 
@@ -628,6 +645,8 @@ def explain_frame(
         Rows per batch.
     n_threads : int, optional
         LightGBM threads (default: every core).
+    text_values : bool, default=False
+        Values as stored text (see :func:`reasons_from_top`).
 
     Returns
     -------
@@ -649,7 +668,7 @@ def explain_frame(
         top = top_contributions(
             bundle, part, domain=domain, top_k=top_k, batch_size=batch_size, n_threads=n_threads
         )
-        out.extend(reasons_from_top(top, part))
+        out.extend(reasons_from_top(top, part, text_values=text_values))
     return out
 
 

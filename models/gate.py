@@ -6,10 +6,11 @@ about as well as individual risk scores. So a trained model may become champion 
 precision at capacity beats **both** baselines in at least :data:`REQUIRED_FOLDS` rolling time
 folds (style rule 10 windows, ``models.splits.rolling_time_folds``). Training computes the gate
 (``models.train``) and records it on the run as the tags :data:`GATE_TAG` and
-:data:`GATE_REASON_TAG`; :func:`check_champion_gate` reads them before a promotion.
+:data:`GATE_REASON_TAG`; :func:`check_champion_gate` (``models.promotion``, re-exported here)
+reads them, and ``ModelRegistry.promote`` calls it before any promotion.
 
-This module is light on purpose (no LightGBM, no training code): the promote command and,
-later, the service may import it.
+This module is light on purpose (no LightGBM, no training code); the service never needs it:
+the registry reads the recorded verdict through ``models.promotion``.
 """
 
 from __future__ import annotations
@@ -19,17 +20,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shouhu.errors import PromotionRefusedError
+from models.promotion import FAILED, GATE_REASON_TAG, GATE_TAG, PASSED, check_champion_gate
 
-#: Run tag holding ``passed`` or ``failed``.
-GATE_TAG = "shouhu.champion_gate"
-#: Run tag holding the gate's one-line explanation.
-GATE_REASON_TAG = "shouhu.champion_gate_reason"
 #: Folds in which the model must beat both baselines.
 REQUIRED_FOLDS = 2
 #: The baselines the model must beat, by the name used in evaluation tables.
 GATE_BASELINES: tuple[str, ...] = ("warning_signs", "village_rate")
-PASSED, FAILED = "passed", "failed"
 
 
 @dataclass(frozen=True)
@@ -154,30 +150,6 @@ class ChampionGate:
             "reason": self.reason(),
             "folds": [f.to_dict() for f in self.folds],
         }
-
-
-def check_champion_gate(run_tags: Mapping[str, str], version: int | str) -> None:
-    """Refuse a promotion whose training run recorded a failed gate.
-
-    A version whose run carries no gate tag was not trained by ``models.train`` (for example
-    a hand-built bundle in a test); it is let through, and the registry's own checks apply.
-
-    Parameters
-    ----------
-    run_tags : mapping of str to str
-        Tags of the version's training run.
-    version : int or str
-        The version, for the message.
-
-    Raises
-    ------
-    PromotionRefusedError
-        If the gate tag says ``failed``.
-    """
-    status = run_tags.get(GATE_TAG)
-    if status is not None and status != PASSED:
-        reason = run_tags.get(GATE_REASON_TAG, "the model did not beat both baselines")
-        raise PromotionRefusedError(f"version {version} was not promoted: {reason}")
 
 
 __all__ = [

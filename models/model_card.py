@@ -32,8 +32,10 @@ HTML_TEMPLATE = "model-card.html.j2"
 METRIC_LABELS: dict[str, str] = {
     "roc_auc": "ROC-AUC",
     "pr_auc": "PR-AUC (average precision)",
-    "precision_at_capacity": "Precision at capacity",
-    "recall_at_capacity": "Recall at capacity",
+    "precision_at_capacity": "Precision at capacity (T2 visits, children not already in T1)",
+    "recall_at_capacity": "Recall at capacity (same selection)",
+    "roc_auc_t2_band": "ROC-AUC among children not already in T1",
+    "precision_at_capacity_all_children": "Precision at capacity (all children)",
     "brier": "Brier score (lower is better)",
     "ece": "Expected calibration error (lower is better)",
 }

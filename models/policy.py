@@ -527,6 +527,77 @@ class Fairness(_Frozen):
 
 
 # ---------------------------------------------------------------------------------------------
+# Monitoring thresholds: the optional `monitoring:` section, read by monitoring.drift and
+# monitoring.quality (their meaning is documented in docs/monitoring.md). Optional so that a
+# policy written before monitoring existed still loads; `shouhu monitoring drift` refuses to
+# run without it.
+
+
+class FeatureDriftLimits(_Frozen):
+    """When drift of the feature frame as a whole raises the monitoring alarm."""
+
+    drift_share: Annotated[StrictFloat, Field(gt=0.0, le=1.0)] = Field(
+        description="share of drifted features at which the frame counts as drifted"
+    )
+
+
+class PredictionDriftLimits(_Frozen):
+    """When drift of the calibrated risk between the two dates raises the alarm."""
+
+    alarm: StrictBool
+    threshold: Annotated[StrictFloat, Field(gt=0.0)] = Field(
+        description="normed Wasserstein distance of p_any at which it drifted"
+    )
+
+
+class TierShiftLimits(_Frozen):
+    """How far the tier mix may move between the two dates."""
+
+    max_share_change: Share = Field(description="largest change of one tier's share")
+    max_area_share_change: Share = Field(description="the same within one area")
+    alarm_outside_expected_mix: StrictBool = Field(
+        description="whether a current mix outside expected_mix raises the alarm"
+    )
+
+
+class QualityLimits(_Frozen):
+    """Data-quality limits, overall and per area."""
+
+    max_missing_rate_jump: Annotated[StrictFloat, Field(gt=0.0, le=1.0)]
+    min_new_category_share: Share = Field(description="a new category this common is reported")
+    min_vanished_category_share: Share = Field(description="a vanished one this common, too")
+    max_unmapped_area_share: Share = Field(description="children whose village has no township")
+
+
+class VolumeLimits(_Frozen):
+    """How much recording may fall or surge in an area against the reference."""
+
+    min_visit_ratio: Share = Field(description="visits per child, current / reference")
+    min_recent_record_ratio: Share = Field(description="children with a record in 30 days")
+    max_entrant_ratio: Annotated[StrictFloat | StrictInt, Field(ge=1)] = Field(
+        description="new registrations in 90 days, current / reference"
+    )
+    min_entrant_excess: Share = Field(description="... and at least this much more (share)")
+    max_population_change: Share = Field(description="registered children, relative change")
+    max_school_days_without_report: Positive = Field(
+        description="school days a school may go without a weekly absence report"
+    )
+
+
+class MonitoringLimits(_Frozen):
+    """Thresholds of the drift and data-quality report (`shouhu monitoring drift`)."""
+
+    reference_months_back: Positive = Field(description="default reference: a year earlier")
+    recency_horizon_days: Positive = Field(description="days-since features compared up to this")
+    min_area_children: Count = Field(description="smaller areas are shown but never alarm")
+    feature_drift: FeatureDriftLimits
+    prediction_drift: PredictionDriftLimits
+    tier_shift: TierShiftLimits
+    quality: QualityLimits
+    volume: VolumeLimits
+
+
+# ---------------------------------------------------------------------------------------------
 # The policy
 
 
@@ -554,6 +625,7 @@ class TierPolicy(_Frozen):
     promotion: Promotion
     input_guards: InputGuards
     fairness: Fairness
+    monitoring: MonitoringLimits | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> TierPolicy:
@@ -1043,6 +1115,7 @@ __all__ = [
     "FloorRule",
     "HardRule",
     "Hysteresis",
+    "MonitoringLimits",
     "NotOf",
     "Role",
     "Rule",

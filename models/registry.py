@@ -18,9 +18,11 @@ What one training run records (:meth:`ModelRegistry.log_training_run`):
   :class:`~models.bundle.ModelBundle`, registered as a new version with alias ``challenger``.
 
 A version becomes ``champion`` only through :meth:`ModelRegistry.promote`, which needs a named
-approver and a reason, refuses a version whose recorded precision at capacity is below the tier
-policy's pre-registered minimum, and records who, why and when both as model-version tags and as
-a line of an append-only JSON-lines log.
+approver and a reason, refuses a version whose training run recorded a failed champion gate
+(``models.gate``: it did not beat both simple baselines on precision at capacity in enough time
+folds) or whose recorded precision at capacity is below the tier policy's pre-registered
+minimum, and records who, why and when both as model-version tags and as a line of an
+append-only JSON-lines log.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from mlflow.pyfunc.model import PythonModel
 from models.bundle import ANY, ModelBundle
 from models.model_card import ModelCard, build_context, render_model_card
 from models.policy import TierPolicy
+from models.promotion import check_champion_gate
 from shouhu.errors import NotFoundError, PromotionRefusedError, RegistryError
 
 logger = logging.getLogger(__name__)
@@ -956,6 +959,15 @@ class ModelRegistry:
             return None
         return float(value)
 
+    def _run_tags(self, model_version: Any) -> dict[str, str]:
+        run_id = model_version.run_id
+        if not run_id:
+            return {}
+        try:
+            return dict(self.client.get_run(run_id).data.tags)
+        except MlflowException as exc:
+            raise RegistryError(f"cannot read run {run_id}: {exc.message}") from exc
+
     def promote(
         self,
         version: int | str,
@@ -967,6 +979,10 @@ class ModelRegistry:
     ) -> PromotionRecord:
         """Move the ``champion`` alias to ``version``, with a named approver and a reason.
 
+        The champion gate is checked here, so no caller can forget it: a version whose
+        training run recorded that the model did not beat both simple baselines on precision
+        at capacity in the required time folds is refused (a version logged without a gate
+        record, i.e. not trained by ``models.train``, is judged by the other checks alone).
         Every check happens before anything is written, so a refusal changes nothing: the
         champion alias, the version's tags and the promotion log stay as they were. On success
         the version gets the tags ``shouhu.promoted_by``, ``shouhu.promotion_reason``,
@@ -996,8 +1012,9 @@ class ModelRegistry:
         Raises
         ------
         PromotionRefusedError
-            If the approver or reason is blank, the version is already champion, has no
-            recorded precision at capacity, or its precision is below the policy's minimum.
+            If the approver or reason is blank, the version is already champion, its training
+            run failed the champion gate, it has no recorded precision at capacity, or its
+            precision is below the policy's minimum.
         NotFoundError
             If the version does not exist.
         """
@@ -1016,6 +1033,7 @@ class ModelRegistry:
         previous = aliases.get(CHAMPION)
         if previous == number:
             raise PromotionRefusedError(f"{label} is already the champion")
+        check_champion_gate(self._run_tags(model_version), number)
         precision = self._recorded_precision(model_version)
         minimum = policy.promotion.min_precision_at_capacity
         if precision is None:

@@ -20,7 +20,9 @@ Order of a run, and why:
    alone, so with no champion (``bundle=None``) rule-triggered children still get their
    tiers; the run then reports that model tiers are missing.
 5. Reasons: the top factors of each child's ``p_any`` from ``models.explain.explain_frame``
-   (exact tree contributions rendered as sentences from the feature registry).
+   (exact tree contributions rendered as sentences from the feature registry), for every
+   child or, with ``explain_tiers``, only for the tiers a person acts on at once (the rest
+   on demand with ``models.explain.explain_child``).
 
 A guard stops the run with a named error (``shouhu.errors.InputGuardError`` subclasses) before
 anything is stored: no partial run ever exists. :class:`ScoreStore` keeps every run in a DuckDB
@@ -38,7 +40,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -299,36 +301,6 @@ def check_spread(p_any: np.ndarray[Any, Any], policy: TierPolicy) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _reason_value(value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return None
-    if isinstance(value, float | np.floating):
-        return f"{float(value):g}"
-    return str(value)
-
-
-def _normalised(reasons: Sequence[Sequence[Mapping[str, Any]]]) -> list[list[dict[str, Any]]]:
-    """Reason records with exactly the stored fields (value as text: features mix types)."""
-    out = []
-    for records in reasons:
-        row = []
-        for r in records:
-            contribution = r.get("contribution")
-            row.append(
-                {
-                    "feature": None if r.get("feature") is None else str(r["feature"]),
-                    "domain": None if r.get("domain") is None else str(r["domain"]),
-                    "direction": None if r.get("direction") is None else str(r["direction"]),
-                    "contribution": None if contribution is None else float(contribution),
-                    "value": _reason_value(r.get("value")),
-                    "zh": None if r.get("zh") is None else str(r["zh"]),
-                    "en": None if r.get("en") is None else str(r["en"]),
-                }
-            )
-        out.append(row)
-    return out
-
-
 def reasons_for(
     bundle: ModelBundle, features: pd.DataFrame, *, top_k: int = 5, threads: int | None = 1
 ) -> list[list[dict[str, Any]]]:
@@ -352,8 +324,11 @@ def reasons_for(
     list of list of dict
         Per row, records ``feature, domain, direction, contribution, value, zh, en``.
     """
-    raw = explain_frame(bundle, features, domain=ANY, top_k=top_k, n_threads=threads)
-    return _normalised(raw)
+    # Values as text in the same pass that renders the sentences: a second pass over millions
+    # of reason records would cost as much as the first.
+    return explain_frame(
+        bundle, features, domain=ANY, top_k=top_k, n_threads=threads, text_values=True
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,6 +354,7 @@ def score(
     model: ModelRef | None = None,
     top_k: int = 5,
     with_reasons: bool = True,
+    explain_tiers: Collection[str] | None = None,
     explain_threads: int | None = 1,
     now: datetime | None = None,
 ) -> pd.DataFrame:
@@ -402,9 +378,14 @@ def score(
     top_k : int, default=5
         Reasons per child.
     with_reasons : bool, default=True
-        Compute each child's reasons. Exact tree contributions cost about a millisecond per
-        child for a 400-tree model, far more than the score; a what-if or test run that does
-        not show reasons can skip them (the ``reasons`` lists are then empty).
+        Compute the children's reasons. Exact tree contributions cost far more than the
+        score; a what-if or test run that does not show reasons can skip them (the
+        ``reasons`` lists are then empty).
+    explain_tiers : collection of str, optional
+        Explain at once only the children whose final tier is one of these (e.g.
+        ``{"T1", "T2", "T3"}``: the ones a person acts on this week); the others get empty
+        ``reasons`` and are explained on demand (:func:`models.explain.explain_child`).
+        ``None`` (default) explains everyone.
     explain_threads : int or None, default=1
         LightGBM threads for the reasons (see :func:`reasons_for`).
     now : datetime, optional
@@ -429,7 +410,73 @@ def score(
     frame = store.build(as_of)
     if frame.empty:
         raise InsufficientDataError(f"no child is registered on {as_of.isoformat()}")
+    out = score_frame(
+        frame,
+        bundle,
+        policy,
+        previous,
+        model=model,
+        top_k=top_k,
+        with_reasons=with_reasons,
+        explain_tiers=explain_tiers,
+        explain_threads=explain_threads,
+        now=now,
+    )
+    out.attrs["run"]["guards"]["source_age_days"] = ages
+    out.attrs["run"]["seconds"] = round(time.perf_counter() - started, 2)
+    logger.info(
+        "scored",
+        extra={"as_of": as_of.isoformat(), "children": len(out), "model": bundle is not None},
+    )
+    return out
+
+
+def score_frame(
+    frame: pd.DataFrame,
+    bundle: ModelBundle | None,
+    policy: TierPolicy,
+    previous: pd.DataFrame | None = None,
+    *,
+    model: ModelRef | None = None,
+    top_k: int = 5,
+    with_reasons: bool = True,
+    explain_tiers: Collection[str] | None = None,
+    explain_threads: int | None = 1,
+    now: datetime | None = None,
+) -> pd.DataFrame:
+    """Score, tier and explain the children of one feature frame (all on one date).
+
+    :func:`score` builds the frame from the store after the freshness guard and calls this;
+    a benchmark or a what-if run calls it on a frame it already has. The missing-rate and
+    spread guards run here.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        ``FeatureStore.build`` output: one row per child, one as-of date.
+    bundle, policy, previous, model, top_k, with_reasons, explain_tiers, explain_threads, now
+        As in :func:`score`.
+
+    Returns
+    -------
+    DataFrame
+        As :func:`score` (``attrs["run"]["guards"]["source_age_days"]`` is empty).
+
+    Raises
+    ------
+    MissingRateJumpError, ScoreCollapseError
+        When an input guard stops the run.
+    InsufficientDataError
+        If the frame has no rows.
+    """
+    started = time.perf_counter()
+    if frame.empty:
+        raise InsufficientDataError("no child to score")
     frame = frame.reset_index(drop=True)
+    dates = pd.to_datetime(frame["as_of"])
+    if dates.nunique() != 1:
+        raise ValueError(f"a scoring frame holds one as-of date, not {dates.nunique()}")
+    as_of = date.fromisoformat(f"{dates.iloc[0]:%Y-%m-%d}")
     area = capacity_areas(frame)
     n = len(frame)
 
@@ -438,17 +485,13 @@ def score(
     )
     rises: dict[str, float] = {}
     spread = float("nan")
-    reasons: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     if bundle is not None:
-        features = frame[list(bundle.feature_names)]
         rises = check_missing_rates(
             missing_rates(frame, bundle.feature_names), reference_missing_rates(bundle), policy
         )
-        predicted = bundle.predict(features)
+        predicted = bundle.predict(frame[list(bundle.feature_names)])
         spread = check_spread(predicted["p_any"].to_numpy(), policy)
         scores.loc[:, predicted.columns] = predicted.to_numpy()
-        if with_reasons:
-            reasons = reasons_for(bundle, features, top_k=top_k, threads=explain_threads)
 
     tier_input = frame.assign(
         **{policy.capacity.area_column: area.to_numpy()},
@@ -459,11 +502,31 @@ def score(
     state = None if previous is None else _previous_state(previous)
     tiers = assign_tiers(tier_input, policy, previous=state, id_column="child_id")
 
+    reasons: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    explained = 0
+    if bundle is not None and with_reasons:
+        tier_text = tiers["tier"].astype(str).to_numpy()
+        wanted = (
+            np.ones(n, dtype=bool)
+            if explain_tiers is None
+            else np.isin(tier_text, sorted({str(t) for t in explain_tiers}))
+        )
+        rows = np.flatnonzero(wanted)
+        if len(rows):
+            part = frame.loc[rows, list(bundle.feature_names)]
+            for row, found in zip(
+                rows.tolist(),
+                reasons_for(bundle, part, top_k=top_k, threads=explain_threads),
+                strict=True,
+            ):
+                reasons[row] = found
+        explained = len(rows)
+
     stamp = (now or datetime.now(UTC)).astimezone(UTC)
     out = pd.DataFrame(
         {
             "child_id": frame["child_id"].astype(str).to_numpy(),
-            "as_of": pd.Timestamp(as_of).date(),
+            "as_of": as_of,
             "p_any": scores["p_any"].to_numpy(),
             "p_low": scores["p_low"].to_numpy(),
             "p_high": scores["p_high"].to_numpy(),
@@ -499,8 +562,9 @@ def score(
     out["model_version"] = out["model_version"].astype("Int64")
     out.attrs["run"] = {
         **summarise(out),
+        "explained": explained,
         "guards": {
-            "source_age_days": ages,
+            "source_age_days": {},
             "max_staleness_days": policy.input_guards.max_staleness_days,
             "missing_rate_rise_max": max(rises.values()) if rises else None,
             "score_spread": None if math.isnan(spread) else round(spread, 6),
@@ -508,10 +572,6 @@ def score(
         "areas_inferred": int(frame["township_code"].isna().sum()),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    logger.info(
-        "scored",
-        extra={"as_of": as_of.isoformat(), "children": n, "model": bundle is not None},
-    )
     return out
 
 
@@ -751,6 +811,7 @@ __all__ = [
     "reasons_for",
     "reference_missing_rates",
     "score",
+    "score_frame",
     "summarise",
     "to_arrow",
 ]

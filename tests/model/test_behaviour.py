@@ -136,8 +136,11 @@ def test_a_hard_rule_gives_t1_whatever_the_model_says(
         assert len(chosen) == 25
 
         def living_alone(frame: pd.DataFrame) -> pd.DataFrame:
+            # The newest record or visit says the child lives alone (the derived feature the
+            # hard rule reads), whatever the model makes of the rest of the frame.
             out = frame.copy()
             rows = out["child_id"].isin(chosen) & (out["age_years"] < 16)
+            out["lives_alone"] = out["lives_alone"].mask(rows, True)
             arrangement = out["living_arrangement"].astype("object")
             arrangement[rows] = "alone"
             out["living_arrangement"] = pd.Categorical(

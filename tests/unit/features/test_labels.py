@@ -129,3 +129,27 @@ def test_label_frame_keeps_spine_order_and_every_outcome_column(factory: RawFact
     assert got["any"].tolist() == [True, False, False]
     for outcome in (*OUTCOMES, "any"):
         assert got[outcome].dtype == bool
+
+
+def test_a_guardianship_state_recorded_again_unchanged_is_no_new_breakdown(
+    factory: RawFactory,
+) -> None:
+    # c-1: already absent before D; the quarterly review in the window records it again.
+    factory.guardianship("c-1", "2024-01-15", capacity="absent", caregiver_relation="none")
+    factory.guardianship("c-1", "2024-04-15", capacity="absent", caregiver_relation="none")
+    # c-2: cared for before D; the record in the window shows the guardian gone.
+    factory.guardianship("c-2", "2024-01-15", capacity="normal", caregiver_relation="grandparent")
+    factory.guardianship("c-2", "2024-04-15", capacity="normal", living_arrangement="alone")
+    assert not labels(factory)["guardianship_breakdown"]
+    assert labels(factory, pid="c-2")["guardianship_breakdown"]
+
+
+def test_a_breakdown_after_a_recovery_counts_again(factory: RawFactory) -> None:
+    factory.guardianship("c-1", "2023-10-01", capacity="absent")
+    factory.guardianship("c-1", "2024-01-10", capacity="insufficient")  # a guardian arranged
+    factory.guardianship("c-1", "2024-05-01", capacity="absent")
+    # Entered late, but dated before the window: it is the row before the one above only if
+    # the order is by event date, not by when it was typed in.
+    factory.guardianship("c-1", "2024-02-01", capacity="normal", recorded_at="2024-06-01")
+    assert labels(factory)["guardianship_breakdown"]
+    assert not labels(factory, known_by=date(2024, 4, 30))["guardianship_breakdown"]

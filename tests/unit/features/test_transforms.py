@@ -48,3 +48,34 @@ def test_days_since_any_record_takes_the_freshest_source() -> None:
 def test_no_household_registration_keeps_unknown_unknown() -> None:
     got = tf.has_no_household_registration(pd.Series(["none", "rural", None]))
     assert got.tolist()[:2] == [True, False] and got.isna().tolist()[2]
+
+
+def test_lives_alone_follows_the_newest_record_or_visit() -> None:
+    nan = np.nan
+    # record says / days since record / days since a visit found alone / ... found cared for
+    cases = [
+        ("alone", 10.0, nan, nan, True),  # the record, nothing newer
+        ("alone", 40.0, nan, 5.0, False),  # a later visit found the child with a carer
+        ("with_caregiver", 20.0, 50.0, nan, False),  # a guardian arranged after the visit
+        ("with_caregiver", 60.0, 15.0, 30.0, True),  # the newest word is a visit: alone
+        ("with_caregiver", 60.0, 15.0, 15.0, False),  # same-day visits: a carer was there
+        ("alone", 7.0, 7.0, 7.0, True),  # on the same day the record is believed
+        (None, nan, nan, nan, None),  # nothing known
+    ]
+    got = tf.lives_alone(
+        pd.Series([c[0] for c in cases], dtype="category"),
+        pd.Series([c[1] for c in cases]),
+        pd.Series([c[2] for c in cases]),
+        pd.Series([c[3] for c in cases]),
+    )
+    assert str(got.dtype) == "boolean"
+    assert [None if v is pd.NA else bool(v) for v in got] == [c[4] for c in cases]
+
+
+def test_out_of_school_until_a_later_return_or_while_the_roll_says_so() -> None:
+    nan = np.nan
+    left = pd.Series([30.0, 30.0, 30.0, nan, nan, 10.0])
+    back = pd.Series([nan, 12.0, 30.0, nan, 5.0, 200.0])
+    status = pd.Series(["enrolled", "enrolled", "enrolled", "dropped_out", None, None])
+    got = tf.is_out_of_school(left, back, status)
+    assert got.tolist() == [True, False, False, True, False, True]

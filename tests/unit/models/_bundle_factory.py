@@ -112,7 +112,7 @@ def train_bundle(seed: int = 0, *, n_households: int = 500) -> Trained:
         models=calibrated,
         feature_names=tuple(FEATURES),
         feature_fingerprint=FEATURE_FINGERPRINT,
-        policy_version="cq-default-2026.1",
+        policy_version="cq-default-2026.2",
         policy_fingerprint=POLICY_FINGERPRINT,
         data_fingerprint=frame_fingerprint(train),
         metrics={name: report.to_dict() for name, report in reports.items()},

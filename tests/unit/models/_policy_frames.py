@@ -44,24 +44,23 @@ def feature_types() -> dict[str, tuple[str, tuple[str, ...]]]:
 BASELINE: dict[str, Any] = {
     "age_years": 12.0,
     "sex": "male",
-    "living_arrangement": "with_caregiver",
-    "visits_living_alone_90d": 0,
-    "visits_guardian_absent_90d": 0,
+    "lives_alone": False,
+    "visits_child_unattended_90d": 0,
     "caregiver_relation": "grandparent",
     "caregiver_health": "good",
     "days_since_guardianship_incident": None,
-    "missing_or_begging_365d": 0,
-    "days_since_incident": None,
+    "days_since_missing_or_begging": None,
     "days_since_harm_incident": None,
+    "days_since_serious_injury": None,
+    "days_since_suicide_attempt": None,
+    "days_since_self_harm": None,
     "days_since_mental_health_crisis": None,
-    "injury_incidents_365d": 0,
     "guardianship_capacity": "normal",
-    "enrol_status": "enrolled",
-    "dropout_records_365d": 0,
-    "returned_to_school_365d": 0,
+    "out_of_school": False,
+    "out_of_school_over_a_month": False,
     "unexcused_absence_days_30d": 0,
-    "suspected_dropout_records_90d": 0,
     "latest_screen_positive": False,
+    "latest_screen_suicidal_ideation": False,
     "suicidal_ideation_screens_365d": 0,
     "no_household_registration": False,
     "serious_illness": False,
@@ -75,42 +74,45 @@ BASELINE: dict[str, Any] = {
 #: Rule name → feature changes to ``BASELINE`` that make that rule (and only it) fire.
 TRIGGERS: dict[str, list[dict[str, Any]]] = {
     "living_alone_unsupervised": [
-        {"living_arrangement": "alone"},
-        {"visits_living_alone_90d": 1},
-        {"age_years": 6.0, "visits_guardian_absent_90d": 1},
+        {"lives_alone": True},
+        {"age_years": 6.0, "visits_child_unattended_90d": 1},
     ],
     "no_de_facto_guardian": [
         {"caregiver_relation": "none"},
-        {"caregiver_health": "critical"},
+        {"caregiver_health": "critical", "visits_child_unattended_90d": 1},
         {"days_since_guardianship_incident": 20.0},
     ],
-    "missing_runaway_or_begging": [{"missing_or_begging_365d": 1, "days_since_incident": 10.0}],
+    "missing_runaway_or_begging": [{"days_since_missing_or_begging": 10.0}],
     "suspected_abuse_or_unlawful_harm": [{"days_since_harm_incident": 3.0}],
     "serious_injury_or_self_harm": [
-        {"days_since_mental_health_crisis": 40.0},
-        {"injury_incidents_365d": 1, "days_since_incident": 60.0},
+        {"days_since_serious_injury": 40.0},
+        {"days_since_suicide_attempt": 45.0},
+        {"days_since_self_harm": 5.0, "suicidal_ideation_screens_365d": 1},
     ],
     "guardianship_absent": [{"guardianship_capacity": "absent"}],
     "dropout_with_guardianship_gap": [
-        {"dropout_records_365d": 1, "guardianship_capacity": "insufficient"},
-        {"enrol_status": "dropped_out", "guardianship_capacity": "insufficient"},
+        {"out_of_school_over_a_month": True, "guardianship_capacity": "insufficient"},
     ],
     "suspected_dropout": [
         {"unexcused_absence_days_30d": 6},
-        {"suspected_dropout_records_90d": 1},
+        {"out_of_school": True},
     ],
     "improper_guardianship": [{"guardianship_capacity": "improper"}],
     "mental_health_screen_positive": [
         {"latest_screen_positive": True},
-        {"suicidal_ideation_screens_365d": 1},
+        {"latest_screen_suicidal_ideation": True},
+    ],
+    "recent_self_harm_or_crisis": [
+        {"days_since_self_harm": 30.0},
+        {"days_since_mental_health_crisis": 12.0},
     ],
     "no_household_registration": [{"no_household_registration": True}],
     "serious_illness_or_disability": [{"serious_illness": True}, {"disability": True}],
     "minimum_income_or_extreme_poverty": [{"poverty_status": "dibao"}, {"poverty_status": "tekun"}],
     "insufficient_guardianship": [{"guardianship_capacity": "insufficient"}],
     "rare_parent_contact": [
-        {"days_since_parent_home_visit": 200.0},
-        {"parent_contact": "quarterly"},
+        {"parent_contact": "never", "days_since_parent_home_visit": 400.0},
+        {"parent_contact": "never", "days_since_parent_home_visit": None},
     ],
     "girl_10_without_adult_woman": [
         {"sex": "female", "age_years": 10.0, "adult_woman_in_household": False},
@@ -118,19 +120,25 @@ TRIGGERS: dict[str, list[dict[str, Any]]] = {
 }
 
 #: Rules a trigger may fire as well, because the situation itself implies them (a
-#: guardianship gap is itself a floor rule; being on the roll as dropped out is a suspected
-#: dropout).
+#: guardianship gap is itself a floor rule; being out of school is a suspected dropout;
+#: self-harm with a plan is also recent self-harm).
 ALSO_FIRES: dict[str, frozenset[str]] = {
     "dropout_with_guardianship_gap": frozenset({"insufficient_guardianship", "suspected_dropout"}),
+    "serious_injury_or_self_harm": frozenset({"recent_self_harm_or_crisis"}),
 }
 
 #: Feature changes that look close to a rule but must NOT fire it (edges of each condition).
 NEAR_MISSES: list[dict[str, Any]] = [
-    {"age_years": 8.0, "visits_guardian_absent_90d": 1},  # 8 is not "under 8"
-    {"days_since_harm_incident": 91.0},  # outside the 90-day look-back
-    {"missing_or_begging_365d": 1, "days_since_incident": 120.0},  # an old episode
+    {"age_years": 8.0, "visits_child_unattended_90d": 1},  # 8 is not "under 8"
+    {"caregiver_health": "critical"},  # ill, but nobody found the child without care
+    {"days_since_harm_incident": 46.0},  # outside the 45-day look-back
+    {"days_since_missing_or_begging": 120.0},  # an old episode
+    {"days_since_serious_injury": 46.0},
+    {"days_since_self_harm": 46.0},  # an old self-harm without a plan
+    {"days_since_mental_health_crisis": 46.0},
     {"unexcused_absence_days_30d": 5},  # "over 5 days" means 6 or more
-    {"days_since_parent_home_visit": 92.0},  # exactly a quarter
+    {"parent_contact": "yearly", "days_since_parent_home_visit": 400.0},  # some contact
+    {"parent_contact": "never", "days_since_parent_home_visit": 365.0},  # home within a year
     {"sex": "female", "age_years": 9.0, "adult_woman_in_household": False},
     {"sex": "female", "age_years": 12.0, "adult_woman_in_household": None},  # unknown
     {"guardianship_capacity": None, "caregiver_relation": None},  # missing is never a hit

@@ -85,7 +85,7 @@ def test_describe_and_metric_report_provenance_and_recorded_figures(trained: Tra
     info = bundle.describe()
     assert info["outcomes"] == ["any", "dropout"]
     assert info["feature_names"] == FEATURES
-    assert info["policy_version"] == "cq-default-2026.1"
+    assert info["policy_version"] == "cq-default-2026.2"
     assert info["data_fingerprint"].startswith("sha256:")
     assert info["created_at"] == "2026-11-23T09:30:00+00:00"
     recorded = trained.reports["any"].metrics["precision_at_capacity"].value

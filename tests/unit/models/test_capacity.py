@@ -57,7 +57,7 @@ def test_t2_band_leaves_out_hard_rules_and_t1_floors_only() -> None:
     policy = load_policy()
     frame = typed_frame(
         [
-            {**BASELINE, "living_arrangement": "alone"},  # a hard rule (a child under 16)
+            {**BASELINE, "lives_alone": True},  # a hard rule (a child under 16)
             {**BASELINE, "unexcused_absence_days_30d": 9},  # a T2 floor: still ranked
             BASELINE,
         ]

@@ -63,7 +63,7 @@ def _write(tmp_path: Path, data: dict[str, Any], name: str = "county.yaml") -> P
 
 def test_default_policy_loads_from_package_with_version_and_fingerprint() -> None:
     policy = load_policy()
-    assert policy.version == "cq-default-2026.1"
+    assert policy.version == "cq-default-2026.2"
     assert re.fullmatch(r"sha256:[0-9a-f]{64}", policy.fingerprint())
     assert load_policy(DEFAULT_FILE).fingerprint() == policy.fingerprint()
 
@@ -133,6 +133,7 @@ def test_default_policy_rule_lists_match_the_tier_scheme() -> None:
         "suspected_dropout": Tier.T2,
         "improper_guardianship": Tier.T2,
         "mental_health_screen_positive": Tier.T2,
+        "recent_self_harm_or_crisis": Tier.T2,
         "no_household_registration": Tier.T3,
         "serious_illness_or_disability": Tier.T3,
         "minimum_income_or_extreme_poverty": Tier.T3,
@@ -298,8 +299,8 @@ BROKEN: list[tuple[str, Mutation, str]] = [
     ),
     (
         "unknown operator deep in a condition",
-        _set("hard_rules.2.when.all.0.op", "atleast"),
-        "county.yaml: hard_rules[2].when.all[0].op: 'atleast' is not one of",
+        _set("hard_rules.4.when.any.2.all.0.op", "atleast"),
+        "county.yaml: hard_rules[4].when.any[2].all[0].op: 'atleast' is not one of",
     ),
     (
         "duplicate rule name",
@@ -361,18 +362,18 @@ BROKEN: list[tuple[str, Mutation, str]] = [
     ),
     (
         "set op with one value",
-        _set("floor_rules.6.when.value", "dibao"),
-        "county.yaml: floor_rules[6].when.value: op 'in' needs a list of values",
+        _set("floor_rules.7.when.value", "dibao"),
+        "county.yaml: floor_rules[7].when.value: op 'in' needs a list of values",
     ),
     (
         "unary op with a value",
-        _set("floor_rules.4.when.value", True),
-        "county.yaml: floor_rules[4].when.value: op 'is_true' takes no value",
+        _set("floor_rules.5.when.value", True),
+        "county.yaml: floor_rules[5].when.value: op 'is_true' takes no value",
     ),
     (
         "not a condition",
-        _set("floor_rules.6.when", {"feat": "poverty_status"}),
-        "county.yaml: floor_rules[6].when: a condition is {feature, op[, value]}",
+        _set("floor_rules.7.when", {"feat": "poverty_status"}),
+        "county.yaml: floor_rules[7].when: a condition is {feature, op[, value]}",
     ),
     (
         "empty all",
@@ -381,13 +382,13 @@ BROKEN: list[tuple[str, Mutation, str]] = [
     ),
     (
         "unknown domain",
-        _set("floor_rules.6.domain", "money"),
-        "county.yaml: floor_rules[6].domain: 'money' is not one of the domains",
+        _set("floor_rules.7.domain", "money"),
+        "county.yaml: floor_rules[7].domain: 'money' is not one of the domains",
     ),
     (
         "rule name not snake_case",
-        _set("floor_rules.6.name", "Low Income"),
-        "county.yaml: floor_rules[6].name: String should match pattern",
+        _set("floor_rules.7.name", "Low Income"),
+        "county.yaml: floor_rules[7].name: String should match pattern",
     ),
     (
         "tier missing",

@@ -22,6 +22,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from models.gate import FAILED, GATE_REASON_TAG, GATE_TAG, PASSED
 from models.policy import Promotion, TierPolicy, load_policy
 from models.registry import (
     CHALLENGER,
@@ -103,7 +104,7 @@ def test_log_training_run_registers_a_version_with_the_challenger_alias(store: S
     assert store.aliases_after_first == {CHALLENGER: 1}
     info = store.registry.version_info(1)
     assert info.run_id == store.first.run_id
-    assert info.tag("policy_version") == "cq-default-2026.1"
+    assert info.tag("policy_version") == "cq-default-2026.2"
     assert info.tag("feature_fingerprint") == store.trained.bundle.feature_fingerprint
     assert info.tag("data_fingerprint") == store.trained.bundle.data_fingerprint
     assert info.tag("policy_fingerprint") == store.trained.bundle.policy_fingerprint
@@ -123,7 +124,7 @@ def test_log_training_run_records_params_flattened_metrics_and_artifacts(store: 
     assert run.data.metrics[f"{PRECISION_METRIC}.high"] == pytest.approx(precision.high)
     assert "test.dropout.roc_auc" in run.data.metrics
     assert "baseline.scorecard.roc_auc.high" in run.data.metrics
-    assert run.data.tags["shouhu.policy_version"] == "cq-default-2026.1"
+    assert run.data.tags["shouhu.policy_version"] == "cq-default-2026.2"
 
     def listing(path: str = "") -> set[str]:
         return {f.path for f in client.list_artifacts(store.first.run_id, path)}
@@ -211,9 +212,36 @@ def test_promote_below_the_preregistered_minimum_is_refused_and_changes_nothing(
     with pytest.raises(PromotionRefusedError, match="below the minimum") as refused:
         store.registry.promote(1, approver="Wang Fang", reason="best AUC so far", policy=demanding)
     assert f"{recorded:.3f}" in refused.value.message
-    assert "pre-registered in policy cq-default-2026.1 on 2026-11-01" in refused.value.message
+    assert "pre-registered in policy cq-default-2026.2 on 2026-11-01" in refused.value.message
     assert snapshot(store.registry) == before
     assert store.registry.version_info(1).tag("promoted_by") is None
+
+
+def test_promote_refuses_a_failed_champion_gate_without_the_caller_checking_it(
+    store: Store, policy: TierPolicy
+) -> None:
+    reason = (
+        "champion gate failed: the model's precision at capacity beat both the warning-sign "
+        "count and the village ranker in 1 of 2 time folds (2 required)"
+    )
+    failed = store.registry.log_training_run(
+        store.trained.bundle,
+        run_name="failed gate",
+        tags={GATE_TAG: FAILED, GATE_REASON_TAG: reason},
+    )
+    lenient = strict(policy, 0.01)  # the precision bar is no obstacle: only the gate is
+    before = snapshot(store.registry)
+    with pytest.raises(PromotionRefusedError, match="1 of 2 time folds") as refused:
+        store.registry.promote(failed.version, approver="Li", reason="looks good", policy=lenient)
+    assert refused.value.message.startswith(f"version {failed.version} was not promoted")
+    assert snapshot(store.registry) == before
+    passed = store.registry.log_training_run(
+        store.trained.bundle, run_name="passed gate", tags={GATE_TAG: PASSED}
+    )
+    record = store.registry.promote(
+        passed.version, approver="Li", reason="passed the gate", policy=lenient
+    )
+    assert record.version == passed.version
 
 
 def test_promote_moves_champion_tags_the_version_and_appends_to_the_log(
@@ -335,6 +363,26 @@ def test_cli_promote_prints_the_record_and_moves_champion(
     )
     assert isinstance(blank.exception, PromotionRefusedError)
     assert blank.exception.exit_code == 8
+
+
+def test_cli_promote_refuses_a_failed_gate_with_exit_code_8(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.cli import app
+    from shouhu.settings import get_settings
+
+    logged = store.registry.log_training_run(
+        store.trained.bundle, run_name="cli failed gate", tags={GATE_TAG: FAILED}
+    )
+    monkeypatch.setenv("SHOUHU_HOME", str(store.home))
+    get_settings.cache_clear()
+    before = snapshot(store.registry)
+    args = ["promote", str(logged.version), "--approver", "Li Na", "--reason", "reviewed"]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, PromotionRefusedError)
+    assert result.exception.exit_code == 8
+    assert "did not beat both baselines" in result.exception.message
+    assert snapshot(store.registry) == before
 
 
 def test_local_registry_layout_matches_the_settings(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -26,6 +26,7 @@ from models.scoring import (
     ScoreStore,
     reasons_for,
     score,
+    score_frame,
     summarise,
 )
 from shouhu.errors import MissingRateJumpError, ScoreCollapseError, StaleDataError
@@ -292,3 +293,53 @@ def _private_home(trained: Prepared, tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("SHOUHU_PSEUDONYM_KEY", KEY)
     get_settings.cache_clear()
     return home
+
+
+def test_explaining_only_the_acted_on_tiers_leaves_t4_for_on_demand(
+    trained: Prepared, scored: pd.DataFrame, con: duckdb.DuckDBPyConnection, as_of: date
+) -> None:
+    frame = FeatureStore(con).build(as_of)
+    acted = score_frame(
+        frame,
+        trained.result.bundle,
+        load_policy(),
+        explain_tiers=("T1", "T2", "T3"),
+        now=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+    assert acted["tier"].tolist() == scored["tier"].tolist()  # same children, same order
+    routine = acted["tier"] == "T4"
+    assert routine.any() and (~routine).any()
+    assert (acted.loc[routine, "reasons"].map(len) == 0).all()
+    assert (acted.loc[~routine, "reasons"].map(len) > 0).mean() > 0.9
+    assert acted.attrs["run"]["explained"] == int((~routine).sum())
+    # The reasons of the children explained at once are those of a run that explains all.
+    assert acted.loc[~routine, "reasons"].tolist() == scored.loc[~routine, "reasons"].tolist()
+
+
+def test_stored_reason_values_are_text_that_reads_back(scored: pd.DataFrame) -> None:
+    values = [r["value"] for row in scored["reasons"] for r in row]
+    assert values and all(v is None or isinstance(v, str) for v in values)
+    numeric = [
+        r["value"]
+        for row in scored["reasons"]
+        for r in row
+        if r["value"] is not None and r["feature"].endswith(("_90d", "_365d"))
+    ]
+    assert numeric and all(float(v) >= 0 for v in numeric)
+    # A whole number reads as one ("7", not "7.0"), as the sentences print it.
+    assert not any(v.endswith(".0") for v in numeric)
+
+
+def test_one_shared_encoding_scores_exactly_as_each_model_alone(
+    trained: Prepared, con: duckdb.DuckDBPyConnection, as_of: date
+) -> None:
+    bundle = trained.result.bundle
+    features = FeatureStore(con).build(as_of)[list(bundle.feature_names)]
+    assert bundle._shared_encoding()  # five LightGBM models trained together
+    got = bundle.predict(features)
+    for outcome, model in bundle.models.items():
+        column = "p_any" if outcome == "any" else f"p_{outcome}"
+        np.testing.assert_array_equal(got[column].to_numpy(), model.predict_proba(features)[:, 1])
+    low, high = bundle.models["any"].predict_interval(features)
+    np.testing.assert_array_equal(got["p_low"].to_numpy(), low)
+    np.testing.assert_array_equal(got["p_high"].to_numpy(), high)

@@ -154,7 +154,9 @@ def test_floors_are_never_undercut_by_model_hysteresis_or_override(
 
 
 def test_floor_rule_sets_minimum_but_model_may_place_higher() -> None:
-    floor_t3 = default_policy().fired(default_policy().floor_rules[4])
+    floor_t3 = default_policy().fired(
+        next(r for r in default_policy().floor_rules if r.name == "no_household_registration")
+    )
     low = _decide(p_any=0.05, fired=[floor_t3])
     assert (low.tier, low.source, low.model_tier) == (Tier.T3, TierSource.FLOOR_RULE, Tier.T4)
     high = _decide(p_any=0.9, fired=[floor_t3])
