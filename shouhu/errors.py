@@ -140,16 +140,46 @@ class InsufficientDataError(ShouhuError):
     http_status = 409
 
 
+class AuthenticationError(ShouhuError):
+    """The caller is not signed in: no, an unknown, an expired or a revoked credential.
+
+    The message never says which of these it was, so it cannot be used to probe accounts.
+    """
+
+    exit_code = 11
+    http_status = 401
+
+
+class PermissionDeniedError(ShouhuError):
+    """The caller's role may not do this (a child outside the caller's area is a
+    :class:`NotFoundError` instead, so its existence is never hinted)."""
+
+    exit_code = 12
+    http_status = 403
+
+
+class ReviewRefusedError(ShouhuError):
+    """A review or tier decision breaks the tier policy or the review process; nothing was
+    recorded. For example an override below a floor or a hard rule, an override without a
+    written reason, or a proposal that was already decided."""
+
+    exit_code = 13
+    http_status = 409
+
+
 __all__ = [
+    "AuthenticationError",
     "ConfigError",
     "InputGuardError",
     "InsufficientDataError",
     "MappingError",
     "MissingRateJumpError",
     "NotFoundError",
+    "PermissionDeniedError",
     "PolicyError",
     "PromotionRefusedError",
     "RegistryError",
+    "ReviewRefusedError",
     "ScoreCollapseError",
     "ShouhuError",
     "SourceFileError",
