@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export SHOUHU_HOME ?= $(CURDIR)/.shouhu
 
-.PHONY: install demo test lint bench docs clean
+.PHONY: install browsers demo test lint bench docs clean
 
 ## install: create .venv from the lock file (idempotent; quick when nothing changed)
 install: $(VENV)/.installed
@@ -21,8 +21,17 @@ $(VENV)/.installed: pyproject.toml uv.lock
 demo: install
 	$(BIN)/shouhu demo
 
+## browsers: Debian's chromium and a Chinese font for the browser tests (tests/browser),
+## installed only when missing; Playwright drives /usr/bin/chromium, never a browser of its own
+browsers:
+	@{ command -v chromium && test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc; } >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+	  else echo "chromium is missing and apt-get needs root: browser tests will be skipped" >&2; exit 0; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-microhei; }
+
 ## test: lint, architecture contracts, and the whole test suite
-test: install lint
+test: install browsers lint
 	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: install

@@ -13,6 +13,10 @@ import typer
 
 from features.cli import app as features_app
 from models.cli import app as models_app
+from monitoring.cli import app as monitoring_app
+from service.cli import serve as serve_command
+from service.cli import users_app
+from service.workflow.cli import app as review_app
 from shouhu.errors import ShouhuError
 
 app = typer.Typer(
@@ -22,6 +26,10 @@ app = typer.Typer(
 )
 app.add_typer(features_app, name="features")
 app.add_typer(models_app, name="models")
+app.add_typer(monitoring_app, name="monitoring")
+app.add_typer(users_app, name="users")
+app.add_typer(review_app, name="review")
+app.command("serve")(serve_command)
 
 
 @app.command()
@@ -32,13 +40,28 @@ def demo(
     months: Annotated[int, typer.Option(min=3, help="months of ledgers")] = 24,
     seed: Annotated[int, typer.Option(help="random seed")] = 7,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON summary")] = False,
+    no_serve: Annotated[
+        bool, typer.Option("--no-serve", help="stop after the pipeline; do not serve")
+    ] = False,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="port of the service (default 8000)")
+    ] = None,
 ) -> None:
     """Build the demo under SHOUHU_HOME: synthetic population → ingest → features → train →
-    register and promote a first champion → score the latest month end."""
+    register and promote a first champion → score the latest month end → demo accounts →
+    serve on 127.0.0.1 (unless --no-serve)."""
     from shouhu.demo import run_demo
     from shouhu.settings import get_settings
 
-    run_demo(get_settings(), children=children, months=months, seed=seed, json_out=json_out)
+    run_demo(
+        get_settings(),
+        children=children,
+        months=months,
+        seed=seed,
+        json_out=json_out,
+        serve=not no_serve,
+        port=port,
+    )
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """``shouhu demo``: the whole pipeline on a synthetic population, under ``SHOUHU_HOME``.
 
 Stages run in the one direction data flows: synthetic ledgers → ingest → features → train →
-register → promote the first champion → score the latest as-of date. Each stage is idempotent,
+register → promote the first champion → score the latest as-of date → review tasks and alerts →
+drift report → demo accounts → serve on 127.0.0.1. Each stage is idempotent,
 so running the demo twice reuses what the first run built (the population is regenerated only
 when its size or seed changes, and a model is trained only while there is no champion).
 """
@@ -44,7 +45,14 @@ def _population_is_current(out: Path, children: int, months: int, seed: int) -> 
 
 
 def run_demo(
-    settings: Settings, *, children: int, months: int, seed: int, json_out: bool = False
+    settings: Settings,
+    *,
+    children: int,
+    months: int,
+    seed: int,
+    json_out: bool = False,
+    serve: bool = False,
+    port: int | None = None,
 ) -> dict[str, Any]:
     """Run every stage of the demo and report what each produced.
 
@@ -56,6 +64,11 @@ def run_demo(
         Size and seed of the synthetic population.
     json_out
         Print one JSON object on stdout instead of a readable summary on stderr.
+    serve
+        Finally serve the API and pages on 127.0.0.1 (``port``, default the settings') until
+        interrupted.
+    port
+        Port of the service.
 
     Returns
     -------
@@ -119,17 +132,74 @@ def run_demo(
         con.close()
 
     summary.update(_models(settings, as_of))
+    summary["review"] = _review(settings)
+    summary["drift"] = _drift(settings, as_of)
+    summary["accounts"] = _accounts(settings)
 
     if json_out:
         typer.echo(json.dumps(summary, ensure_ascii=False, default=str))
     else:
         _print_summary(summary)
+    if serve:
+        from service.cli import run_server
+
+        run_server(settings, host=settings.service.host, port=port or settings.service.port)
     return summary
+
+
+def _review(settings: Settings) -> dict[str, Any]:
+    """Open the review tasks and raise the alerts of the scoring run just made."""
+    from service.workflow.cli import after_run_from_settings
+
+    started = time.perf_counter()
+    done = after_run_from_settings(settings)
+    done["seconds"] = round(time.perf_counter() - started, 1)
+    return done
+
+
+def _drift(settings: Settings, as_of: date) -> dict[str, Any]:
+    """Write the drift and data-quality report of ``as_of`` against its seasonal reference."""
+    from monitoring.drift import drift_from_settings
+
+    started = time.perf_counter()
+    done = drift_from_settings(settings, None, as_of)
+    return {
+        "alarm": done["alarm"],
+        "share_drifted": done["share_drifted"],
+        "report": done["report"],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def _accounts(settings: Settings) -> dict[str, Any]:
+    """Create (or keep) the demo accounts of cli.md and write $SHOUHU_HOME/demo-accounts.json."""
+    from service.accounts import (
+        DEMO_ACCOUNTS_FILE,
+        demo_areas,
+        ensure_demo_accounts,
+        read_demo_accounts,
+        write_demo_accounts,
+    )
+    from service.db.base import make_engine, make_session_factory, session_scope
+    from service.db.migrate import upgrade
+
+    path = settings.home / DEMO_ACCOUNTS_FILE
+    engine = make_engine(settings.service_database_url)
+    try:
+        upgrade(engine)
+        with session_scope(make_session_factory(engine)) as session:
+            accounts = ensure_demo_accounts(
+                session, demo_areas(settings.store_path), read_demo_accounts(path)
+            )
+    finally:
+        engine.dispose()
+    write_demo_accounts(path, accounts)
+    return {"file": str(path), "users": [a.__dict__ for a in accounts]}
 
 
 def _models(settings: Settings, as_of: date) -> dict[str, Any]:
     """Train and register a model, promote it as the first champion, and score ``as_of``."""
-    from models.cli import check_gate, registry_from_settings, score_from_settings
+    from models.cli import registry_from_settings, score_from_settings
     from models.policy import load_policy
     from models.train import train_from_settings
     from shouhu.errors import PromotionRefusedError
@@ -153,7 +223,7 @@ def _models(settings: Settings, as_of: date) -> dict[str, Any]:
         }
         version = int(payload["model_version"])
         try:
-            check_gate(registry, version)
+            # promote refuses a failed champion gate or a precision below the policy's minimum.
             record = registry.promote(
                 version,
                 approver="demo",
@@ -212,6 +282,25 @@ def _print_summary(summary: dict[str, Any]) -> None:
         )
         if score.get("model_tiers_missing"):
             lines.append("  model tiers are missing: no champion, rules only")
+    review = summary.get("review")
+    if review is not None:
+        lines.append(
+            f"  review: {review['tasks_opened']} tasks opened for {review['children']} children,"
+            f" {review['alerts_raised']} alerts raised ({review['seconds']} s)"
+        )
+    drift = summary.get("drift")
+    if drift is not None:
+        lines.append(
+            f"  drift report: alarm {drift['alarm']}, share of features drifted"
+            f" {drift['share_drifted']} → {drift['report']} ({drift['seconds']} s)"
+        )
+    accounts = summary.get("accounts")
+    if accounts is not None:
+        lines.append(f"  demo accounts ({accounts['file']}):")
+        lines.extend(
+            f"    {a['username']:<13} {a['password']:<18} {a['role']:<11} area {a['area_code']}"
+            for a in accounts["users"]
+        )
     for line in lines:
         typer.echo(line, err=True)
 

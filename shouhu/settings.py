@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -113,7 +113,13 @@ class TrainSettings(BaseModel):
     )
     calib_share: float = Field(default=0.25, gt=0.0, lt=1.0, description="households calibrating")
     test_share: float = Field(default=0.25, gt=0.0, lt=1.0, description="households testing")
-    n_estimators: int = Field(default=400, ge=1, description="boosting rounds per model")
+    n_estimators: int = Field(default=100, ge=1, description="boosting rounds per model")
+    num_leaves: int = Field(
+        default=7,
+        ge=2,
+        description="leaves per tree; small trees rank as well here and explain far faster",
+    )
+    learning_rate: float = Field(default=0.1, gt=0.0, le=1.0, description="boosting shrinkage")
     n_jobs: int = Field(
         default=1,
         ge=1,
@@ -138,6 +144,11 @@ class ScoringSettings(BaseModel):
         ge=0,
         description="LightGBM threads for the reasons (0: every core); one is robust on a busy "
         "machine, where spin-waiting OpenMP threads slow down tenfold",
+    )
+    explain_tiers: list[Literal["T1", "T2", "T3", "T4"]] | None = Field(
+        default=None,
+        description="tiers whose children get their reasons at once (unset: every child); "
+        "e.g. [T1, T2, T3] for a very large run, the others explained on demand",
     )
 
 
@@ -169,6 +180,12 @@ class ServiceSettings(BaseModel):
         default=None, description="HMAC-SHA256 key that signs webhook bodies"
     )
     webhook_retries: int = Field(default=3, ge=0, le=10, description="webhook retry attempts")
+    refresh_seconds: int = Field(
+        default=60,
+        ge=0,
+        description="how often the service looks for a new scoring run, feature-store change or "
+        "champion (0: only at start)",
+    )
 
 
 class MonitoringSettings(BaseModel):

@@ -1,0 +1,297 @@
+"""Where monitoring reports live, how they are written, and how pages find the latest.
+
+Layout under ``settings.monitoring_dir`` (``$SHOUHU_HOME/monitoring``)::
+
+    monitoring/
+      metrics.prom                       Prometheus text of the latest drift report
+      drift/<current>_vs_<reference>_<UTC stamp>/
+        summary.json                     the --json object (written last: its presence
+                                         means the report is complete)
+        index.html                       the overview for supervisors and analysts
+        features.html                    Evidently's feature-drift report
+        predictions.html                 Evidently's p_any drift report (when scores exist)
+      <kind>/<name>/summary.json         other reports (re-evaluation, …) follow the same rule
+
+Every ``summary.json`` carries at least ``kind`` and ``created_at`` (ISO 8601, UTC), and a
+``report`` path to its main HTML page; :func:`latest_reports` reads nothing else, so the
+service can list reports of every kind without importing the code that wrote them. This module
+imports neither Evidently nor pandas at import time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+
+if TYPE_CHECKING:
+    from monitoring.drift import DriftResult
+
+#: Name of the JSON summary in every report folder.
+SUMMARY = "summary.json"
+#: The overview page of a drift report.
+OVERVIEW = "index.html"
+FEATURES_HTML = "features.html"
+PREDICTIONS_HTML = "predictions.html"
+#: The overview page's template, in :data:`TEMPLATES`.
+DRIFT_TEMPLATE = "drift.html.j2"
+#: Folder (under the monitoring folder) of drift reports.
+DRIFT_KIND = "drift"
+
+
+@dataclass(frozen=True)
+class ReportInfo:
+    """One stored report, as the pages list it.
+
+    Attributes
+    ----------
+    kind : str
+        ``"drift"``, or another report kind (``"reevaluation"``, …).
+    folder : Path
+        The report folder.
+    summary_path : Path
+        Its ``summary.json``.
+    html : Path or None
+        The main page (``report`` in the summary), when it exists.
+    created_at : datetime
+        When it was written (UTC).
+    title : str
+        A one-line label, e.g. ``"drift 2025-12-31 vs 2024-12-31"``.
+    alarm : bool or None
+        The report's alarm, for reports that have one.
+    """
+
+    kind: str
+    folder: Path
+    summary_path: Path
+    html: Path | None
+    created_at: datetime
+    title: str
+    alarm: bool | None
+
+    def summary(self) -> dict[str, Any]:
+        """The report's full JSON summary."""
+        loaded: dict[str, Any] = json.loads(self.summary_path.read_text(encoding="utf-8"))
+        return loaded
+
+
+def _stamp(now: datetime) -> str:
+    return now.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+
+
+def drift_folder(
+    monitoring_dir: Path, reference: date, current: date, *, now: datetime | None = None
+) -> Path:
+    """A new folder name for a drift report (not created).
+
+    Parameters
+    ----------
+    monitoring_dir : Path
+        ``settings.monitoring_dir``.
+    reference, current : date
+        The compared dates.
+    now : datetime, optional
+        The time stamp (UTC now by default); two reports of the same dates never collide.
+
+    Returns
+    -------
+    Path
+        ``<monitoring_dir>/drift/<current>_vs_<reference>_<stamp>``.
+    """
+    stamp = _stamp(now or datetime.now(UTC))
+    return monitoring_dir / DRIFT_KIND / f"{current.isoformat()}_vs_{reference.isoformat()}_{stamp}"
+
+
+def _write_text(path: Path, text: str) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text, encoding="utf-8")
+    partial.replace(path)
+
+
+def _json_safe(value: Any) -> Any:
+    if hasattr(value, "item") and not isinstance(value, list | dict | str):
+        value = value.item()  # a numpy scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_drift_report(result: DriftResult, folder: Path) -> dict[str, Any]:
+    """Write a drift report's HTML pages and its JSON summary into ``folder``.
+
+    Parameters
+    ----------
+    result : DriftResult
+        From :func:`monitoring.drift.compare`.
+    folder : Path
+        Created if missing.
+
+    Returns
+    -------
+    dict
+        The summary as written, with ``report`` (the overview page) and ``files``.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    files: dict[str, str | None] = {"summary": str(folder / SUMMARY)}
+    features_page = folder / FEATURES_HTML
+    result.feature_snapshot.save_html(str(features_page))
+    files["features"] = str(features_page)
+    if result.prediction_snapshot is not None:
+        predictions_page = folder / PREDICTIONS_HTML
+        result.prediction_snapshot.save_html(str(predictions_page))
+        files["predictions"] = str(predictions_page)
+    else:
+        files["predictions"] = None
+    overview = folder / OVERVIEW
+    files["overview"] = str(overview)
+    summary = _json_safe(dict(result.summary))
+    summary["report"] = str(overview)
+    summary["files"] = files
+    _write_text(overview, render_drift_html(summary))
+    # The summary goes last: a folder with a summary is a complete report.
+    _write_text(
+        folder / SUMMARY, json.dumps(summary, ensure_ascii=False, indent=1, allow_nan=False)
+    )
+    written: dict[str, Any] = summary
+    return written
+
+
+def latest_reports(
+    home: Path, kind: str | None = None, limit: int | None = None
+) -> list[ReportInfo]:
+    """Stored monitoring reports, newest first.
+
+    Parameters
+    ----------
+    home : Path
+        The data home (``settings.home``); reports are read from ``home/monitoring``.
+    kind : str, optional
+        Only reports of this kind (``"drift"``, …).
+    limit : int, optional
+        At most this many.
+
+    Returns
+    -------
+    list of ReportInfo
+        Complete reports (a folder with a readable ``summary.json``), newest first; an
+        unreadable summary is skipped, never fatal, so one broken folder cannot hide the rest.
+    """
+    root = Path(home) / "monitoring"
+    if not root.is_dir():
+        return []
+    found: list[ReportInfo] = []
+    for path in root.glob(f"{kind or '*'}/*/{SUMMARY}"):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            created = datetime.fromisoformat(str(data["created_at"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        report_kind = str(data.get("kind", path.parent.parent.name))
+        html = data.get("report")
+        html_path = Path(html) if isinstance(html, str) else None
+        if html_path is not None and not html_path.is_absolute():
+            html_path = path.parent / html_path
+        alarm = data.get("alarm")
+        found.append(
+            ReportInfo(
+                kind=report_kind,
+                folder=path.parent,
+                summary_path=path,
+                html=html_path if html_path is not None and html_path.is_file() else None,
+                created_at=created,
+                title=_title(report_kind, data),
+                alarm=alarm if isinstance(alarm, bool) else None,
+            )
+        )
+    found.sort(key=lambda r: (r.created_at, str(r.folder)), reverse=True)
+    return found if limit is None else found[:limit]
+
+
+def _title(kind: str, data: dict[str, Any]) -> str:
+    if "title" in data:
+        return str(data["title"])
+    if "current" in data and "reference" in data:
+        return f"{kind} {data['current']} vs {data['reference']}"
+    return kind
+
+
+def latest_drift(home: Path) -> dict[str, Any] | None:
+    """The newest drift report's summary, or ``None`` when there is none."""
+    reports = latest_reports(home, kind=DRIFT_KIND, limit=1)
+    return reports[0].summary() if reports else None
+
+
+# ---------------------------------------------------------------------------------------------
+# The overview page
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes / 是" if value else "no / 否"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.{digits}f}" if math.isfinite(value) else "—"
+    return str(value)
+
+
+def _pct(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{100 * value:.1f}%"
+    return "—"
+
+
+#: Templates of this module's pages (package data, next to the code).
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+_ENV = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(TEMPLATES),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+_ENV.filters["fmt"] = _fmt
+_ENV.filters["pct"] = _pct
+_ENV.filters["basename"] = lambda p: Path(str(p)).name if p else ""
+
+
+def render_drift_html(summary: dict[str, Any]) -> str:
+    """The overview page of a drift report, from its summary (every value escaped).
+
+    Parameters
+    ----------
+    summary : dict
+        A summary from :func:`write_drift_report` (with ``files``).
+
+    Returns
+    -------
+    str
+        A self-contained HTML page in Chinese and English.
+    """
+    return _ENV.get_template(DRIFT_TEMPLATE).render(s=summary)
+
+
+__all__ = [
+    "DRIFT_KIND",
+    "FEATURES_HTML",
+    "OVERVIEW",
+    "PREDICTIONS_HTML",
+    "SUMMARY",
+    "ReportInfo",
+    "drift_folder",
+    "latest_drift",
+    "latest_reports",
+    "render_drift_html",
+    "write_drift_report",
+]
