@@ -48,6 +48,7 @@ bench: install
 docs: install
 	$(BIN)/shouhu features datamodel --out docs/data-model.md
 	$(BIN)/shouhu features featuredoc --out docs/feature-store.md
+	$(BIN)/shouhu review doc
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

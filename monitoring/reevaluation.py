@@ -41,9 +41,9 @@ for every quarter: should the model that tiers the children change? It
                         (challenger minus champion) is above 0
    no regression        AUC not clearly worse (upper end of its paired interval >= 0)
                         and ECE at most ``ece_tolerance`` above the champion's
-   fairness             no FNR or FOR ratio outside the band at the cuts the model
-                        decides (T1-T2, T1-T3), unless a supervisor's signed note
-                        accepts them
+   fairness             no FNR or FOR ratio above the band at the cuts the model
+                        decides (T1-T2, T1-T3): no group missed more often than the
+                        children overall, unless a supervisor's signed note accepts it
    ===================  ===============================================================
 
    The T1 cut is audited and shown but does not block: only rules put a child in T1, so
@@ -460,7 +460,14 @@ class ModelEvaluation:
         if self.fairness is None:
             return pd.DataFrame(columns=["attribute", "group", "threshold", "metric", "ratio"])
         flags = self.fairness.flags()
-        chosen = flags["metric"].isin(BLOCKING_METRICS) & flags["threshold"].isin(MODEL_CUTS)
+        # The intervention helps the child, so harm is a group missed MORE often than
+        # children overall (ratio above the band). A group missed less often (e.g. every child
+        # with a disability is floored into T1-T3, so its FNR is 0) is shown, never blocking.
+        chosen = (
+            flags["metric"].isin(BLOCKING_METRICS)
+            & flags["threshold"].isin(MODEL_CUTS)
+            & (flags["ratio"] > 1.0)
+        )
         return flags.loc[chosen].reset_index(drop=True)
 
     def to_dict(self) -> dict[str, Any]:
@@ -945,7 +952,7 @@ def _fairness_check(
         return Check(
             "fairness",
             True,
-            f"no false-negative or false-omission rate ratio outside [{band.low:g}, "
+            f"no false-negative or false-omission rate ratio above [{band.low:g}, "
             f"{band.high:g}] at the cuts T1-T2 and T1-T3 on {quarter}",
         )
     champion_flags: set[tuple[str, str, str, str]] = set()
