@@ -1,7 +1,9 @@
-"""Run one benchmark stage in a fresh process and measure its wall time and peak memory.
+"""Run one benchmark stage in a fresh process and measure its time, memory and the machine's load.
 
 Each stage runs in its own interpreter so that its peak resident memory (``ru_maxrss`` from
-``os.wait4``) belongs to that stage alone, not to whatever ran before it.
+``os.wait4``) belongs to that stage alone, not to whatever ran before it. The machine is
+shared, so the one-minute load average is sampled while the stage runs: wall times are only
+comparable between runs at similar load, CPU seconds much more so.
 """
 
 from __future__ import annotations
@@ -10,41 +12,136 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+_LOADAVG = Path("/proc/loadavg")
+
+
+def load_average() -> float | None:
+    """The machine's one-minute load average, or None where ``/proc/loadavg`` is missing."""
+    try:
+        return float(_LOADAVG.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@dataclass
+class LoadSampler:
+    """Samples the one-minute load average every ``interval`` seconds in a daemon thread."""
+
+    interval: float = 2.0
+    samples: list[float] = field(default_factory=list)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> LoadSampler:
+        self._sample()
+        self._thread = threading.Thread(target=self._run, name="load-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.interval + 1)
+        self._sample()
+
+    def _sample(self) -> None:
+        value = load_average()
+        if value is not None:
+            self.samples.append(value)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def summary(self) -> dict[str, float]:
+        """``min``, ``mean`` and ``max`` of the samples (empty if none could be read)."""
+        if not self.samples:
+            return {}
+        return {
+            "min": round(min(self.samples), 2),
+            "mean": round(sum(self.samples) / len(self.samples), 2),
+            "max": round(max(self.samples), 2),
+        }
 
 
 @dataclass(frozen=True)
 class Measurement:
-    """Wall time and peak memory of one stage, plus what the stage reported about itself."""
+    """Wall and CPU time, peak memory and load of one stage, plus what the stage reported.
+
+    Attributes
+    ----------
+    stage : str
+        The stage's name.
+    seconds : float
+        Wall time of the measured call (as the stage reports it; else of the whole process).
+    cpu_seconds : float
+        CPU time of all the stage's threads over the measured call (else of the process).
+    peak_gib : float
+        Peak resident memory of the stage's process.
+    load : dict
+        One-minute load average while the stage ran: ``min``, ``mean``, ``max``.
+    result : dict
+        The stage's own JSON report.
+    """
 
     stage: str
     seconds: float
+    cpu_seconds: float
     peak_gib: float
+    load: dict[str, float]
     result: dict[str, Any]
 
 
-def run_stage(stage: str, *args: str, env: dict[str, str] | None = None) -> Measurement:
+def run_stage(
+    stage: str, *args: str, env: dict[str, str] | None = None, timeout: float | None = None
+) -> Measurement:
     """Run ``python -m benchmarks.stages STAGE ARGS…`` and measure it.
 
-    The stage prints one JSON object on its last stdout line; ``seconds`` inside it (when
-    present) is the time of the measured call alone, without interpreter start-up and imports.
+    The stage prints one JSON object on its last stdout line; ``seconds`` and ``cpu_seconds``
+    inside it (when present) cover the measured call alone, without interpreter start-up and
+    imports.
+
+    Raises
+    ------
+    RuntimeError
+        If the stage fails or runs past ``timeout`` seconds (it is killed then).
     """
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.stages", stage, *args],
-        stdout=subprocess.PIPE,
-        env={**os.environ, **(env or {})},
-        text=True,
-    )
-    assert proc.stdout is not None
-    output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    with LoadSampler() as sampler:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.stages", stage, *args],
+            stdout=subprocess.PIPE,
+            env={**os.environ, **(env or {})},
+            text=True,
+        )
+        timer = threading.Timer(timeout, proc.kill) if timeout else None
+        if timer is not None:
+            timer.start()
+        try:
+            assert proc.stdout is not None
+            output = proc.stdout.read()
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            if timer is not None:
+                timer.cancel()
     wall = time.perf_counter() - started
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"benchmark stage {stage} failed with status {status}")
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        why = f"killed after {timeout:.0f} s" if code < 0 and timeout else f"exit status {code}"
+        raise RuntimeError(f"benchmark stage {stage} failed ({why})")
     lines = [line for line in output.splitlines() if line.strip()]
     result: dict[str, Any] = json.loads(lines[-1]) if lines else {}
-    seconds = float(result.get("seconds", wall))
-    return Measurement(stage, seconds, usage.ru_maxrss / 1024**2, result)
+    return Measurement(
+        stage,
+        float(result.get("seconds", wall)),
+        float(result.get("cpu_seconds", usage.ru_utime + usage.ru_stime)),
+        usage.ru_maxrss / 1024**2,
+        sampler.summary(),
+        result,
+    )

@@ -94,8 +94,9 @@ class SourceFile:
 @dataclass(frozen=True)
 class _Sheet:
     headers: list[str]
-    # one list of cell values per column, or an Arrow table whose columns are strings
-    columns: list[list[Any]] | pa.Table
+    # one list of cell values per column, or Arrow columns by header position (strings, or
+    # dictionaries of strings)
+    columns: list[list[Any]] | dict[int, pa.ChunkedArray]
     rows: np.ndarray[Any, np.dtype[np.int64]]
     encoding: str
     epoch: datetime | None = None
@@ -143,13 +144,11 @@ def read_source(path: Path, mapping: Mapping, *, data: bytes | None = None) -> S
         raise SourceFileError(name, f"unknown file type {suffix!r}: expected .csv, .xlsx, .parquet")
     if not data:
         raise SourceFileError(name, "the file is empty (0 bytes)")
-    if suffix == ".csv":
-        sheet = _read_csv(name, data)
-    elif suffix == ".xlsx":
-        sheet = _read_xlsx(name, data)
+    if suffix == ".parquet":
+        sheet, spec, found = _read_parquet(name, data, mapping)
     else:
-        sheet = _read_parquet(name, data)
-    spec, found = identify_table(sheet.headers, mapping, name, encoding=sheet.encoding)
+        sheet = _read_csv(name, data) if suffix == ".csv" else _read_xlsx(name, data)
+        spec, found = identify_table(sheet.headers, mapping, name, encoding=sheet.encoding)
     frame = _canonical_frame(sheet, spec, found)
     keep = _non_blank(frame)
     rows = sheet.rows
@@ -379,7 +378,7 @@ def _read_csv(name: str, data: bytes) -> _Sheet:
         # Arrow's message quotes the offending row (a child's data): find the row ourselves.
         return _read_csv_exact(name, utf8.decode("utf-8"), encoding)
     rows = np.arange(2, table.num_rows + 2, dtype=np.int64)
-    return _Sheet(headers, table, rows, encoding)
+    return _Sheet(headers, dict(enumerate(table.columns)), rows, encoding)
 
 
 def _read_csv_exact(name: str, text: str, encoding: str) -> _Sheet:
@@ -456,22 +455,59 @@ def _read_xlsx(name: str, data: bytes) -> _Sheet:
     return _Sheet(headers, columns, np.asarray(rows, dtype=np.int64), "xlsx", epoch)
 
 
-def _read_parquet(name: str, data: bytes) -> _Sheet:
+def _read_parquet(
+    name: str, data: bytes, mapping: Mapping
+) -> tuple[_Sheet, TableSpec, dict[int, str]]:
+    """Read the mapped columns of a Parquet file; coded columns stay dictionary-encoded.
+
+    The header comes from the schema alone, so columns the mapping does not know are never
+    read. Dates, numbers, labels and yes/no columns repeat a few values over millions of rows
+    and Parquet stores them as a dictionary: reading them as such skips building millions of
+    strings, and the dictionary is the set of distinct values that validation parses.
+    """
     try:
-        table = pq.read_table(io.BytesIO(data))
+        schema = pq.read_schema(io.BytesIO(data))
+        headers = list(schema.names)
+        spec, found = identify_table(headers, mapping, name, encoding="parquet")
+        wanted = sorted(found)
+        coded = [
+            headers[i]
+            for i in wanted
+            if spec.column(found[i]).dtype not in ("str", "text")
+            and (
+                pa.types.is_string(schema.field(i).type)
+                or pa.types.is_large_string(schema.field(i).type)
+            )
+        ]
+        table = pq.read_table(
+            io.BytesIO(data), columns=[headers[i] for i in wanted], read_dictionary=coded
+        )
     except (pa.ArrowException, OSError) as exc:
         raise SourceFileError(
             name, f"not a readable Parquet file (corrupt or truncated: {type(exc).__name__})"
         ) from None
-    headers = list(table.column_names)
     converted = []
-    for column in table.columns:
-        if pa.types.is_timestamp(column.type):
-            column = column.cast(pa.date32())
-        converted.append(column if pa.types.is_string(column.type) else column.cast(pa.string()))
-    table = pa.table(converted, names=[f"c{i}" for i in range(len(headers))])
-    rows = np.arange(2, table.num_rows + 2, dtype=np.int64)
-    return _Sheet(headers, table, rows, "parquet")
+    for i, column in zip(wanted, table.columns, strict=True):
+        if pa.types.is_dictionary(column.type) or pa.types.is_string(column.type):
+            converted.append(column)
+            continue
+        try:
+            if pa.types.is_timestamp(column.type):
+                column = column.cast(pa.date32())
+            converted.append(column.cast(pa.string()))
+        except pa.ArrowException:
+            col = spec.column(found[i])
+            raise SourceFileError(
+                name, f"column {col.zh} ({col.name}) holds {column.type} values, not text"
+            ) from None
+    # columns by header position, as the other readers give them; unread ones stay absent
+    sheet = _Sheet(
+        headers,
+        {i: column for i, column in zip(wanted, converted, strict=True)},
+        np.arange(2, table.num_rows + 2, dtype=np.int64),
+        "parquet",
+    )
+    return sheet, spec, found
 
 
 # --------------------------------------------------------------------------- to canonical text
@@ -509,9 +545,14 @@ def _canonical_frame(sheet: _Sheet, spec: TableSpec, found: dict[int, str]) -> p
     for col in spec.columns:
         i = by_column.get(col.name)
         if i is None:
-            data[col.name] = pd.Series(pd.array([None] * n, dtype=_STRING))
-        elif isinstance(sheet.columns, pa.Table):
-            data[col.name] = pd.Series(pd.arrays.ArrowStringArray(sheet.columns.column(i)))
+            data[col.name] = pd.Series(pd.arrays.ArrowStringArray(pa.nulls(n, pa.string())))
+        elif isinstance(sheet.columns, dict):
+            column = sheet.columns[i]
+            if pa.types.is_dictionary(column.type):
+                # a pandas Categorical over the dictionary: no string per row is built
+                data[col.name] = column.to_pandas().reset_index(drop=True)
+            else:
+                data[col.name] = pd.Series(pd.arrays.ArrowStringArray(column))
         else:
             values = sheet.columns[i]
             if sheet.encoding == "xlsx":

@@ -300,3 +300,122 @@ def test_cli_ingest_exits_non_zero_naming_a_refused_file_and_loads_the_rest(
     assert payload["accepted"]["visits"] == 2
     assert [e["file"] for e in payload["file_errors"]] == ["走访记录_broken.csv"]
     assert "error: 走访记录_broken.csv:" in result.stderr
+
+
+def test_prefetching_the_next_file_stores_exactly_what_loading_in_turn_stores(
+    tmp_path: Path, mapping: Mapping
+) -> None:
+    from datetime import date
+
+    from features.synthetic import SynthConfig, generate
+
+    generate(
+        SynthConfig(children=300, months=3, start=date(2024, 1, 1), seed=4, fmt="parquet"),
+        tmp_path / "synth",
+        progress=False,
+    )
+    stores, summaries = [], []
+    for prefetch in (True, False):
+        con = connect(tmp_path / f"store-{prefetch}.duckdb")
+        summaries.append(
+            ingest_paths(
+                con,
+                [tmp_path / "synth" / "sources"],
+                mapping=mapping,
+                key=KEY,
+                max_future_days=1,
+                progress=False,
+                today=date(2025, 1, 1),
+                prefetch=prefetch,
+            ).as_dict()
+        )
+        stores.append(_all_rows(con))
+        con.close()
+    assert summaries[0] == summaries[1]
+    assert summaries[0]["files_loaded"] == 25 and sum(summaries[0]["rejected"].values()) > 0
+    assert stores[0] == stores[1]
+
+
+def test_records_of_a_later_batch_find_the_children_registered_in_it(
+    tmp_path: Path, store: duckdb.DuckDBPyConnection, mapping: Mapping
+) -> None:
+    sources = tmp_path / "sources"
+    _batch(sources, "2025-02", range(3))
+    _batch(sources, "2025-03", range(3, 6))  # new children, and visits about them
+    summary = _ingest(store, [sources], mapping)
+    assert summary.accepted["visits"] == 6 and summary.accepted["attendance"] == 6
+    assert summary.rejects_by_reason == {}
+
+
+def test_a_run_checkpoints_once_at_its_end_and_restores_the_threshold(
+    tmp_path: Path,
+    store: duckdb.DuckDBPyConnection,
+    mapping: Mapping,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def threshold() -> str:
+        return str(store.execute("SELECT current_setting('checkpoint_threshold')").fetchall()[0][0])
+
+    before = threshold()
+    _ingest(store, [_batch(tmp_path, "2025-03", range(3))], mapping)
+    assert threshold() == before
+    wal = tmp_path / "store.duckdb.wal"
+    assert not wal.exists() or wal.stat().st_size == 0  # everything checkpointed
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    write_ledger(
+        tmp_path / "bad" / f"{CHILDREN.zh}_2025-04.csv",
+        CHILDREN,
+        [ledger_row(CHILDREN, 9, sex="?")],
+    )
+    monkeypatch.setattr(ingest_module, "_store_rejects", explode)
+    with pytest.raises(RuntimeError, match="disk full"):
+        _ingest(store, [tmp_path / "bad"], mapping)
+    assert threshold() == before
+
+
+def test_a_second_run_over_loaded_folders_only_hashes_the_files(
+    tmp_path: Path,
+    store: duckdb.DuckDBPyConnection,
+    mapping: Mapping,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    batch = _batch(tmp_path, "2025-03", range(3))
+    _ingest(store, [batch], mapping)
+
+    def unreadable(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a loaded file was read again")
+
+    monkeypatch.setattr(ingest_module, "read_source", unreadable)
+    summary = _ingest(store, [batch], mapping)
+    assert (summary.files, summary.files_skipped) == (4, 4)
+
+
+def test_remembered_pseudonyms_equal_the_reference_function_for_chunked_columns() -> None:
+    import pyarrow as pa
+
+    con = duckdb.connect()
+    pseudonyms = ingest_module._Pseudonyms(con, KEY)
+    pseudonyms.LOOKUP_MIN_ROWS = 1  # look up from the second call on, however small
+    numbers = [id_number(i) for i in range(400)]
+    chunked = pd.Series(
+        pd.arrays.ArrowStringArray(
+            pa.chunked_array(
+                [
+                    pa.array(numbers[:150], pa.large_string()),
+                    pa.array(numbers[150:], pa.large_string()),
+                ]
+            )
+        )
+    )
+    first = pseudonyms(chunked, "child")  # computes and remembers
+    again = pseudonyms(
+        pd.Series(pd.array([*numbers[::-1], None, "NEW"], dtype="string")), "child"
+    )  # looks up, computes one new value
+    want = [pseudonymise(n, KEY) for n in numbers]
+    assert list(first) == want
+    assert list(again[:400]) == want[::-1]
+    assert again.iloc[400] is pd.NA and again.iloc[401] == pseudonymise("NEW", KEY)
+    con.close()

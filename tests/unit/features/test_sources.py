@@ -186,3 +186,26 @@ def test_any_text_cell_survives_the_round_trip_in_every_encoding(
     got = [None if v is pd.NA else v for v in source.frame["needs"].astype(object).tolist()]
     assert got == [cell or None for cell in cells]
     assert list(source.rows) == list(range(2, len(cells) + 2))
+
+
+def test_parquet_coded_columns_read_as_dictionaries_hold_the_same_text(
+    tmp_path: Path, mapping: Mapping
+) -> None:
+    rows = [
+        ledger_row(VISITS, 0, visitor_role="村干部", child_seen="是"),
+        ledger_row(VISITS, 1, visitor_role=None, child_seen=""),
+        ledger_row(VISITS, 2, visitor_role="村干部", child_seen="否", needs="学习辅导"),
+    ]
+    parquet = read_source(
+        write_ledger(tmp_path / "走访记录_2025-03.parquet", VISITS, rows), mapping
+    )
+    csv_file = read_source(write_ledger(tmp_path / "走访记录_2025-03.csv", VISITS, rows), mapping)
+    # labels, dates and yes/no columns stay dictionary-encoded (a Categorical); ids are text
+    assert isinstance(parquet.frame["visitor_role"].dtype, pd.CategoricalDtype)
+    assert isinstance(parquet.frame["visit_date"].dtype, pd.CategoricalDtype)
+    assert not isinstance(parquet.frame["id_number"].dtype, pd.CategoricalDtype)
+    for column in VISITS.column_names:
+        got = [None if pd.isna(v) else v for v in parquet.frame[column].astype(object)]
+        want = [None if pd.isna(v) else v for v in csv_file.frame[column].astype(object)]
+        # a CSV has no empty string, only a missing cell; Parquet keeps "" (parsed as missing)
+        assert [v or None for v in got] == want, column

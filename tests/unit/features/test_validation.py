@@ -124,6 +124,7 @@ def test_labels_match_despite_white_space_and_full_width_forms(label, pad, full_
     assert result.typed.loc[0, "ethnicity"] == label.code
 
 
+@settings(deadline=None)  # the first validation in a process also imports pandera's backends
 @given(st.integers(min_value=0, max_value=7))
 def test_full_width_digits_are_numbers(n: int) -> None:
     row = ledger_row(ATTENDANCE, 0, school_days=chr(ord("０") + n))
@@ -208,3 +209,24 @@ def test_formula_like_cells_are_rejected_in_any_column(value: str) -> None:
 def test_negative_plain_numbers_are_numbers_out_of_range_not_formulas() -> None:
     row = ledger_row(ATTENDANCE, 0, excused_days="-3")
     assert _errors(_validate(ATTENDANCE, [row])) == [(0, "excused_days", "out_of_range")]
+
+
+def test_dictionary_encoded_columns_validate_as_their_text_does() -> None:
+    rows = [
+        ledger_row(VISITS, i, visitor_role=role, visit_date=day)
+        for i, (role, day) in enumerate(
+            [("村干部", "2025-03-03"), ("路人", "2025-03-03"), (None, "2025-02-30"), ("村干部", "")]
+        )
+    ]
+    text = _frame(VISITS, rows)
+    coded = text.assign(
+        visitor_role=text["visitor_role"].astype("category"),
+        visit_date=text["visit_date"].astype("category"),
+    )
+    plain, categorical = (
+        validate_frame(f, VISITS, MAPPING, load_date=TODAY, max_future_days=1)
+        for f in (text, coded)
+    )
+    pd.testing.assert_frame_equal(plain.typed, categorical.typed)
+    pd.testing.assert_frame_equal(plain.errors, categorical.errors)
+    assert set(plain.errors["reason_code"]) == {"unknown_code", "missing_required", "invalid_date"}
