@@ -303,6 +303,14 @@ def _fired(summary: dict[str, Any], exclude: Sequence[str] = ()) -> list[str]:
     return sorted({r["check"] for r in summary["reasons"] if r["check"] not in exclude})
 
 
+#: Checks of a standing condition rather than a change between the dates.
+STANDING = ("outside_expected_mix",)
+
+
+def _fired_from(result: dict[str, Any], exclude: Sequence[str] = ()) -> list[str]:
+    return [c for c in result["checks"] if c not in exclude]
+
+
 def _reasons(summary: dict[str, Any]) -> list[str]:
     return [f"{r['check']}@{r['scope']}:{r['subject']}={r['value']}" for r in summary["reasons"]]
 
@@ -463,7 +471,10 @@ def print_tables(results: Sequence[dict[str, Any]], seconds: float) -> None:
         if not rows:
             continue
         print(f"### False alarms, {label}\n")
-        print("| comparison | runs | alarms | rate | checks that fired (runs) |")
+        print(
+            "| comparison | runs | alarms, all checks | alarms, drift and quality checks "
+            "| checks that fired (runs) |"
+        )
         print("|---|---|---|---|---|")
         groups: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
@@ -471,9 +482,16 @@ def print_tables(results: Sequence[dict[str, Any]], seconds: float) -> None:
         groups["all"] = rows
         for name, group in groups.items():
             alarms = sum(r["alarm"] for r in group)
+            # The expected-mix check compares the current tiers with the policy's planning
+            # figures: a standing condition, the same on every date, not a change.
+            drift = sum(bool(_fired_from(r, exclude=STANDING)) for r in group)
             checks = Counter(c for r in group for c in r["checks"])
             fired = ", ".join(f"{c} ({n})" for c, n in checks.most_common()) or "—"
-            print(f"| {name} | {len(group)} | {alarms} | {alarms / len(group):.0%} | {fired} |")
+            n = len(group)
+            print(
+                f"| {name} | {n} | {alarms} ({alarms / n:.0%}) | {drift} ({drift / n:.0%}) "
+                f"| {fired} |"
+            )
         print()
     rows = [r for r in results if r["kind"] == "detection"]
     if rows:

@@ -580,7 +580,7 @@ class VolumeLimits(_Frozen):
     min_entrant_excess: Share = Field(description="... and at least this much more (share)")
     max_population_change: Share = Field(description="registered children, relative change")
     max_school_days_without_report: Positive = Field(
-        description="school days a school may go without a weekly absence report"
+        description="school days since the newest week a school's absence reports cover"
     )
 
 

@@ -13,9 +13,11 @@ retrieval (``FeatureStore.build``), so each side sees only what was known on its
    are read, never the scores compared by hand. Each side is sampled to
    ``settings.monitoring.sample_rows`` rows first: Evidently's plots dominate its run time.
 2. **Prediction drift and tier mix** when the score store holds a run for both dates (a run
-   up to ``SCORE_TOLERANCE_DAYS`` before each date): Evidently's drift test on ``p_any``, the
-   tier shares and their change, and the current mix against the policy's ``expected_mix``.
-   Without a model or scores they are reported as absent, not as errors.
+   up to ``SCORE_TOLERANCE_DAYS`` before each date): Evidently's drift test on ``p_any``
+   (normed Wasserstein distance at the policy's ``prediction_drift.threshold``), the tier
+   shares and their change. The current mix is held against the policy's ``expected_mix``
+   whenever the current date has scores. Without a model or scores they are reported as
+   absent, not as errors.
 3. **Data quality** (``monitoring.quality``): missing rates, new and vanished categories,
    volume per area, schools that stopped sending absence reports.
 4. **Attribution per area**: for every township and county, how far each feature moved

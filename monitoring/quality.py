@@ -432,47 +432,68 @@ def _most_common(values: pd.Series) -> str:
 
 
 def school_table(frame: pd.DataFrame, as_of: date, history_start: date | None) -> pd.DataFrame:
-    """Each reporting school's pupils, main township and school days since its last report.
+    """Each reporting school's pupils, main township and how fresh its weekly reports are.
+
+    Two clocks, both in school days up to ``as_of``:
+
+    * ``gap``: since the newest **week** any of its pupils was reported absent without excuse
+      (the smallest ``days_since_unexcused_absence`` among its pupils: the feature dates an
+      absence by its week). A school that stops sending reports adds no new weeks, even while
+      late entries about earlier weeks still arrive; a school of a hundred pupils or more has
+      an unexcused absence in nearly every week of term (synthetic population: at most 11
+      school days without one in 1,000 term-time school-months, against 27 for a school closed
+      for six weeks).
+    * ``entry_gap``: since the school's newest report was **entered**
+      (``days_since_school_absence_report``), shown for context: late entries keep it low.
 
     Returns
     -------
     DataFrame
         Indexed by ``school_code``: ``pupils`` (grades 1-9), ``township`` (where most of its
-        pupils live), ``county_code`` and ``gap`` (school days, ``NaN`` when unknowable).
+        pupils live), ``county_code``, ``gap`` and ``entry_gap`` (``NaN`` when unknowable).
     """
+    columns = ["pupils", "township", "county_code", "gap", "entry_gap"]
     low, high = REPORTING_GRADES
     pupils = frame[frame["grade"].between(low, high) & frame["school_code"].notna()]
     if pupils.empty:
-        return pd.DataFrame(columns=["pupils", "township", "county_code", "gap"])
+        return pd.DataFrame(columns=columns)
     grouped = pupils.groupby(pupils["school_code"].astype(str), sort=True)
     table = pd.DataFrame(
         {
             "pupils": grouped.size(),
             "township": grouped["township"].agg(_most_common),
             "county_code": grouped["county_code"].agg(_most_common),
-            # The feature is the school's, identical for its pupils; the smallest is the one
-            # known on the date for every pupil.
-            "days": grouped["days_since_school_absence_report"].min(),
+            "week_days": grouped["days_since_unexcused_absence"].min(),
+            # The school's own feature, identical for its pupils.
+            "entry_days": grouped["days_since_school_absence_report"].min(),
         }
     )
-    table["gap"] = [
-        school_day_gap(as_of, None if pd.isna(d) else float(d), history_start)
-        for d in table["days"]
-    ]
-    table["gap"] = pd.to_numeric(table["gap"], errors="coerce")
-    return table.drop(columns=["days"])
+    for gap, days in (("gap", "week_days"), ("entry_gap", "entry_days")):
+        table[gap] = pd.to_numeric(
+            pd.Series(
+                [
+                    school_day_gap(as_of, None if pd.isna(d) else float(d), history_start)
+                    for d in table[days]
+                ],
+                index=table.index,
+                dtype="object",
+            ),
+            errors="coerce",
+        )
+    return table[columns]
 
 
 def school_findings(
     reference: pd.DataFrame, current: pd.DataFrame, limits: MonitoringLimits
 ) -> list[Finding]:
-    """Schools that reported on the reference date and have stopped.
+    """Schools whose weekly absence reports were fresh on the reference date and have stopped.
 
-    A school is flagged when it has gone more than ``max_school_days_without_report`` school
-    days without a weekly absence report on the current date but had not on the reference
-    date, and has at least ``min_area_children`` pupils (a small school may simply have a
-    week without any absence, and so nothing to report). The finding is scoped to the
-    township most of its pupils live in.
+    A school is flagged when the newest week its reports cover is more than
+    ``max_school_days_without_report`` school days old on the current date (``gap`` of
+    :func:`school_table`) but was not on the reference date, and it has at least
+    ``min_area_children`` pupils (a small school may go weeks without an unexcused absence).
+    School days come from the calendar, so a holiday is never a gap. The finding is scoped to
+    the township most of its pupils live in.
 
     Parameters
     ----------
@@ -494,6 +515,7 @@ def school_findings(
         ref_gap = reference["gap"].get(school, np.nan) if len(reference) else np.nan
         reported_before = bool(pd.notna(ref_gap) and ref_gap <= limit)
         gap = float(row["gap"])
+        entered = "" if pd.isna(row["entry_gap"]) else f"; last entry {row['entry_gap']:.0f} ago"
         out.append(
             Finding(
                 check="school_not_reporting",
@@ -503,8 +525,8 @@ def school_findings(
                 threshold=float(limit),
                 alarm=reported_before and gap > limit,
                 message=(
-                    f"school {school} ({int(row['pupils'])} pupils): {gap:.0f} school days "
-                    "since its last weekly absence report"
+                    f"school {school} ({int(row['pupils'])} pupils): the newest week its absence "
+                    f"reports cover is {gap:.0f} school days old{entered}"
                     + ("" if pd.isna(ref_gap) else f" ({ref_gap:.0f} on the reference date)")
                 ),
             )

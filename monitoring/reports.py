@@ -10,12 +10,14 @@ Layout under ``settings.monitoring_dir`` (``$SHOUHU_HOME/monitoring``)::
         index.html                       the overview for supervisors and analysts
         features.html                    Evidently's feature-drift report
         predictions.html                 Evidently's p_any drift report (when scores exist)
-      <kind>/<name>/summary.json         other reports (re-evaluation, …) follow the same rule
+      reevaluation/<quarter>/reevaluation.json, performance/performance.json   (other reports)
 
-Every ``summary.json`` carries at least ``kind`` and ``created_at`` (ISO 8601, UTC), and a
-``report`` path to its main HTML page; :func:`latest_reports` reads nothing else, so the
-service can list reports of every kind without importing the code that wrote them. This module
-imports neither Evidently nor pandas at import time.
+:func:`latest_reports` lists reports of every kind the same way: the folder under
+``monitoring`` is the kind, the JSON summary (``summary.json``, or ``<kind>.json`` as the
+re-evaluation and performance reports name theirs) gives ``created_at`` (ISO 8601, UTC) and
+optionally ``report`` (its main page; else ``<kind>.html`` or ``index.html`` beside it) and
+``alarm``. It reads nothing else, so a service can list them without importing the code that
+wrote them. This module imports neither Evidently nor pandas at import time.
 """
 
 from __future__ import annotations
@@ -165,6 +167,35 @@ def write_drift_report(result: DriftResult, folder: Path) -> dict[str, Any]:
     return written
 
 
+def _summaries(root: Path, kind: str | None) -> list[tuple[str, Path]]:
+    """Every report summary under ``root``: ``(kind, path)``.
+
+    Three layouts are read, the folder under ``root`` naming the kind:
+    ``<kind>/<name>/summary.json`` (drift reports), ``<kind>/<name>/<kind>.json`` and
+    ``<kind>/<kind>.json`` (re-evaluation and performance reports).
+    """
+    found: list[tuple[str, Path]] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        name = folder.name
+        if kind is not None and name != kind:
+            continue
+        paths = {*folder.glob(f"*/{SUMMARY}"), *folder.glob(f"*/{name}.json")}
+        if (folder / f"{name}.json").is_file():
+            paths.add(folder / f"{name}.json")
+        found += [(name, path) for path in sorted(paths)]
+    return found
+
+
+def _page(path: Path, data: dict[str, Any]) -> Path | None:
+    html = data.get("report")
+    candidates = []
+    if isinstance(html, str) and html.endswith((".html", ".htm")):
+        page = Path(html)
+        candidates.append(page if page.is_absolute() else path.parent / page)
+    candidates += [path.with_suffix(".html"), path.parent / OVERVIEW]
+    return next((c for c in candidates if c.is_file()), None)
+
+
 def latest_reports(
     home: Path, kind: str | None = None, limit: int | None = None
 ) -> list[ReportInfo]:
@@ -175,40 +206,44 @@ def latest_reports(
     home : Path
         The data home (``settings.home``); reports are read from ``home/monitoring``.
     kind : str, optional
-        Only reports of this kind (``"drift"``, …).
+        Only reports of this kind (``"drift"``, ``"reevaluation"``, ``"performance"``, …: the
+        folder under ``monitoring`` they are kept in).
     limit : int, optional
         At most this many.
 
     Returns
     -------
     list of ReportInfo
-        Complete reports (a folder with a readable ``summary.json``), newest first; an
+        Complete reports (a readable JSON summary: see :func:`_summaries` for the layouts),
+        newest first by their ``created_at`` (the file's time when they have none). An
         unreadable summary is skipped, never fatal, so one broken folder cannot hide the rest.
     """
     root = Path(home) / "monitoring"
     if not root.is_dir():
         return []
     found: list[ReportInfo] = []
-    for path in root.glob(f"{kind or '*'}/*/{SUMMARY}"):
+    for report_kind, path in _summaries(root, kind):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            created = datetime.fromisoformat(str(data["created_at"]))
-        except (OSError, ValueError, KeyError, TypeError):
+            if not isinstance(data, dict):
+                continue
+            stamp = data.get("created_at")
+            created = (
+                datetime.fromisoformat(stamp)
+                if isinstance(stamp, str)
+                else datetime.fromtimestamp(path.stat().st_mtime, UTC)
+            )
+        except (OSError, ValueError):
             continue
         if created.tzinfo is None:
             created = created.replace(tzinfo=UTC)
-        report_kind = str(data.get("kind", path.parent.parent.name))
-        html = data.get("report")
-        html_path = Path(html) if isinstance(html, str) else None
-        if html_path is not None and not html_path.is_absolute():
-            html_path = path.parent / html_path
         alarm = data.get("alarm")
         found.append(
             ReportInfo(
                 kind=report_kind,
                 folder=path.parent,
                 summary_path=path,
-                html=html_path if html_path is not None and html_path.is_file() else None,
+                html=_page(path, data),
                 created_at=created,
                 title=_title(report_kind, data),
                 alarm=alarm if isinstance(alarm, bool) else None,
@@ -219,10 +254,12 @@ def latest_reports(
 
 
 def _title(kind: str, data: dict[str, Any]) -> str:
-    if "title" in data:
+    if isinstance(data.get("title"), str):
         return str(data["title"])
     if "current" in data and "reference" in data:
         return f"{kind} {data['current']} vs {data['reference']}"
+    if "quarter" in data:
+        return f"{kind} {data['quarter']}"
     return kind
 
 

@@ -185,14 +185,23 @@ def test_latest_reports_lists_complete_reports_newest_first(tmp_path: Path) -> N
     (broken / SUMMARY).write_text("{not json", encoding="utf-8")
     incomplete = monitoring / "drift" / "incomplete"  # no summary yet: still being written
     incomplete.mkdir()
+    # Re-evaluation and performance reports name their JSON after their kind.
     other = monitoring / "reevaluation" / "2025Q4"
     other.mkdir(parents=True)
-    (other / SUMMARY).write_text(
-        json.dumps({"kind": "reevaluation", "created_at": "2026-03-01T00:00:00+00:00"}),
+    (other / "reevaluation.json").write_text(
+        json.dumps({"quarter": "2025Q4", "created_at": "2026-03-01T00:00:00+00:00"}),
         encoding="utf-8",
     )
+    (other / "reevaluation.html").write_text("<html></html>", encoding="utf-8")
+    performance = monitoring / "performance"
+    (performance / "performance.json").parent.mkdir()
+    (performance / "performance.json").write_text(
+        json.dumps({"created_at": "2025-12-01T00:00:00+00:00"}), encoding="utf-8"
+    )
     reports = latest_reports(tmp_path)
-    assert [r.kind for r in reports] == ["reevaluation", "drift", "drift"]
+    assert [r.kind for r in reports] == ["reevaluation", "drift", "drift", "performance"]
+    assert reports[0].title == "reevaluation 2025Q4"
+    assert reports[0].html == other / "reevaluation.html" and reports[-1].html is None
     drifts = latest_reports(tmp_path, kind="drift")
     assert [str(r.html) for r in drifts] == [newer["report"], older["report"]]
     assert drifts[0].alarm is True and drifts[1].alarm is False

@@ -44,6 +44,7 @@ def _frame(
                     "visits_90d": rng.poisson(3 * visits, n).astype("int32"),
                     "days_since_any_record": np.where(rng.random(n) < recent, 5.0, 60.0),
                     "days_since_school_absence_report": 0.0,
+                    "days_since_unexcused_absence": 5.0,
                     "caregiver_age": rng.normal(65, 5, n),
                     "parent_contact": pd.Categorical(
                         rng.choice(["weekly", "monthly"], n),
@@ -162,14 +163,28 @@ def test_a_school_that_stopped_reporting_is_flagged_but_one_that_never_did_is_no
     ref_frame = _frame({"990101001": 300, "990101002": 300, "990101003": 300})
     cur_frame = ref_frame.copy()
     as_of = date(2025, 12, 31)
-    # School 1 reported on the reference date and has been silent for three weeks; school 3
-    # never reported at all (no reference report to lose).
-    cur_frame.loc[cur_frame["school_code"] == "S1", "days_since_school_absence_report"] = 21.0
-    ref_frame.loc[ref_frame["school_code"] == "S3", "days_since_school_absence_report"] = np.nan
-    cur_frame.loc[cur_frame["school_code"] == "S3", "days_since_school_absence_report"] = np.nan
+    # School 1 reported on the reference date; its reports have covered no week for a month,
+    # although late entries about earlier weeks still arrive (its last entry is today). School
+    # 3 never reported at all (no reference report to lose).
+    silent = cur_frame["school_code"] == "S1"
+    cur_frame.loc[silent, "days_since_unexcused_absence"] = 35.0
+    for frame in (ref_frame, cur_frame):
+        frame.loc[frame["school_code"] == "S3", "days_since_unexcused_absence"] = np.nan
     ref = q.school_table(ref_frame, date(2024, 12, 31), None)
     cur = q.school_table(cur_frame, as_of, None)
     found = q.school_findings(ref, cur, limits)
     assert [(f.subject, f.scope) for f in found if f.alarm] == [("S1", "990101001")]
+    assert cur.at["S1", "gap"] > limits.volume.max_school_days_without_report
+    assert cur.at["S1", "entry_gap"] == 0
     assert {f.subject for f in found} == {"S1", "S2"}  # S3's gap is unknowable
-    assert cur.at["S1", "pupils"] == (cur_frame["school_code"] == "S1").sum()
+    assert cur.at["S1", "pupils"] == silent.sum()
+
+
+def test_a_holiday_is_never_a_school_reporting_gap(limits: MonitoringLimits) -> None:
+    frame = _frame({"990101001": 300})
+    # 2025-08-31: no week since early July has been reported, and none was a school week.
+    frame["days_since_unexcused_absence"] = 60.0
+    ref = q.school_table(frame, date(2024, 8, 31), None)
+    cur = q.school_table(frame, date(2025, 8, 31), None)
+    assert cur["gap"].max() <= limits.volume.max_school_days_without_report
+    assert not q.alarms(q.school_findings(ref, cur, limits))
