@@ -4,7 +4,7 @@ Layout under ``settings.monitoring_dir`` (``$SHOUHU_HOME/monitoring``)::
 
     monitoring/
       metrics.prom                       Prometheus text of the latest drift report
-      drift/<current>_vs_<reference>_<UTC stamp>/
+      drift_<current>_vs_<reference>_<UTC stamp>/
         summary.json                     the --json object (written last: its presence
                                          means the report is complete)
         index.html                       the overview for supervisors and analysts
@@ -12,12 +12,13 @@ Layout under ``settings.monitoring_dir`` (``$SHOUHU_HOME/monitoring``)::
         predictions.html                 Evidently's p_any drift report (when scores exist)
       reevaluation/<quarter>/reevaluation.json, performance/performance.json   (other reports)
 
-:func:`latest_reports` lists reports of every kind the same way: the folder under
-``monitoring`` is the kind, the JSON summary (``summary.json``, or ``<kind>.json`` as the
-re-evaluation and performance reports name theirs) gives ``created_at`` (ISO 8601, UTC) and
-optionally ``report`` (its main page; else ``<kind>.html`` or ``index.html`` beside it) and
-``alarm``. It reads nothing else, so a service can list them without importing the code that
-wrote them. This module imports neither Evidently nor pandas at import time.
+:func:`latest_reports` lists reports of every kind the same way: a JSON summary
+(``summary.json``, or ``<kind>.json`` as the re-evaluation and performance reports name theirs)
+gives ``created_at`` (ISO 8601, UTC) and optionally ``kind`` (else the folder's name),
+``report`` (its main page; else ``<kind>.html`` or ``index.html`` beside it) and ``alarm``.
+Drift reports sit one level under ``monitoring``, where the service's report page looks.
+Nothing else is read, so a service can list reports without importing the code that wrote
+them. This module imports neither Evidently nor pandas at import time.
 """
 
 from __future__ import annotations
@@ -103,10 +104,12 @@ def drift_folder(
     Returns
     -------
     Path
-        ``<monitoring_dir>/drift/<current>_vs_<reference>_<stamp>``.
+        ``<monitoring_dir>/drift_<current>_vs_<reference>_<stamp>``: one level down, where the
+        service's report pages look (``monitoring/*/*``), and named for its kind.
     """
     stamp = _stamp(now or datetime.now(UTC))
-    return monitoring_dir / DRIFT_KIND / f"{current.isoformat()}_vs_{reference.isoformat()}_{stamp}"
+    name = f"{DRIFT_KIND}_{current.isoformat()}_vs_{reference.isoformat()}_{stamp}"
+    return monitoring_dir / name
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -170,20 +173,22 @@ def write_drift_report(result: DriftResult, folder: Path) -> dict[str, Any]:
 def _summaries(root: Path, kind: str | None) -> list[tuple[str, Path]]:
     """Every report summary under ``root``: ``(kind, path)``.
 
-    Three layouts are read, the folder under ``root`` naming the kind:
-    ``<kind>/<name>/summary.json`` (drift reports), ``<kind>/<name>/<kind>.json`` and
-    ``<kind>/<kind>.json`` (re-evaluation and performance reports).
+    Layouts read: ``<kind>_<name>/summary.json`` (drift reports: the kind is the summary's
+    ``kind``, else the folder name before its first ``_``), and, the folder naming the kind,
+    ``<kind>/<name>/summary.json``, ``<kind>/<name>/<kind>.json`` and ``<kind>/<kind>.json``
+    (re-evaluation and performance reports).
     """
     found: list[tuple[str, Path]] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
         name = folder.name
-        if kind is not None and name != kind:
+        if (folder / SUMMARY).is_file():
+            found.append((name.split("_", 1)[0], folder / SUMMARY))
             continue
         paths = {*folder.glob(f"*/{SUMMARY}"), *folder.glob(f"*/{name}.json")}
         if (folder / f"{name}.json").is_file():
             paths.add(folder / f"{name}.json")
         found += [(name, path) for path in sorted(paths)]
-    return found
+    return [(k, path) for k, path in found if kind is None or k == kind]
 
 
 def _page(path: Path, data: dict[str, Any]) -> Path | None:
@@ -222,10 +227,13 @@ def latest_reports(
     if not root.is_dir():
         return []
     found: list[ReportInfo] = []
-    for report_kind, path in _summaries(root, kind):
+    for folder_kind, path in _summaries(root, None):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict):
+                continue
+            report_kind = str(data.get("kind", folder_kind))
+            if kind is not None and report_kind != kind:
                 continue
             stamp = data.get("created_at")
             created = (

@@ -143,8 +143,8 @@ def test_a_report_folder_holds_the_pages_and_the_summary_with_their_paths(tmp_pa
     monitoring = tmp_path / "monitoring"
     summary = _write(monitoring, datetime(2026, 1, 5, 8, 0, tzinfo=UTC), alarm=True)
     folder = Path(summary["report"]).parent
-    assert folder.parent == monitoring / "drift"
-    assert folder.name.startswith("2025-12-31_vs_2024-12-31_20260105T080000")
+    assert folder.parent == monitoring  # one level down, where the service's pages look
+    assert folder.name.startswith("drift_2025-12-31_vs_2024-12-31_20260105T080000")
     assert sorted(p.name for p in folder.iterdir()) == [
         "features.html",
         "index.html",
@@ -180,10 +180,10 @@ def test_latest_reports_lists_complete_reports_newest_first(tmp_path: Path) -> N
     monitoring = tmp_path / "monitoring"
     older = _write(monitoring, datetime(2026, 1, 5, tzinfo=UTC))
     newer = _write(monitoring, datetime(2026, 2, 5, tzinfo=UTC), alarm=True)
-    broken = monitoring / "drift" / "broken"
+    broken = monitoring / "drift_broken"
     broken.mkdir()
     (broken / SUMMARY).write_text("{not json", encoding="utf-8")
-    incomplete = monitoring / "drift" / "incomplete"  # no summary yet: still being written
+    incomplete = monitoring / "drift_incomplete"  # no summary yet: still being written
     incomplete.mkdir()
     # Re-evaluation and performance reports name their JSON after their kind.
     other = monitoring / "reevaluation" / "2025Q4"
