@@ -1130,6 +1130,61 @@ def _register(
 # --------------------------------------------------------------------------------------------
 
 
+def train_config_from_settings(
+    settings: Settings,
+    policy: TierPolicy,
+    registry: ModelRegistry | None,
+    *,
+    known_by: date,
+    n_folds: int | None = None,
+    data_description: str | None = None,
+) -> TrainConfig:
+    """The training configuration of ``settings.train``, as every entrypoint that trains uses it.
+
+    Parameters
+    ----------
+    settings : Settings
+        Training settings (windows, shares, booster, bootstrap) and demo mode.
+    policy : TierPolicy
+        The tier policy in force.
+    registry : ModelRegistry or None
+        Where the trained version is registered (``None``: not registered).
+    known_by : date
+        Only records entered by this date are used.
+    n_folds : int, optional
+        Time folds (default ``settings.train.n_folds``).
+    data_description : str, optional
+        The model card's description of the data (the default description if unset).
+
+    Returns
+    -------
+    TrainConfig
+    """
+    ts = settings.train
+    return TrainConfig(
+        policy=policy,
+        registry=registry,
+        known_by=known_by,
+        horizon_days=ts.horizon_days,
+        test_days=ts.test_days,
+        calib_days=ts.calib_days,
+        n_folds=ts.n_folds if n_folds is None else n_folds,
+        calib_share=ts.calib_share,
+        test_share=ts.test_share,
+        seed=ts.seed,
+        booster=BoosterParams(
+            n_estimators=ts.n_estimators,
+            num_leaves=ts.num_leaves,
+            learning_rate=ts.learning_rate,
+            n_jobs=ts.n_jobs,
+        ),
+        n_bootstrap=ts.n_bootstrap,
+        n_resamples=ts.n_resamples,
+        synthetic=settings.demo_mode,
+        data_description=data_description,
+    )
+
+
 def train_from_settings(settings: Settings) -> TrainResult:
     """Build the training rows from the feature store and train, as ``shouhu models train``.
 
@@ -1171,26 +1226,8 @@ def train_from_settings(settings: Settings) -> TrainResult:
         )
     finally:
         con.close()
-    cfg = TrainConfig(
-        policy=policy,
-        registry=registry_from_settings(settings),
-        known_by=known_by,
-        horizon_days=ts.horizon_days,
-        test_days=ts.test_days,
-        calib_days=ts.calib_days,
-        n_folds=ts.n_folds,
-        calib_share=ts.calib_share,
-        test_share=ts.test_share,
-        seed=ts.seed,
-        booster=BoosterParams(
-            n_estimators=ts.n_estimators,
-            num_leaves=ts.num_leaves,
-            learning_rate=ts.learning_rate,
-            n_jobs=ts.n_jobs,
-        ),
-        n_bootstrap=ts.n_bootstrap,
-        n_resamples=ts.n_resamples,
-        synthetic=settings.demo_mode,
+    cfg = train_config_from_settings(
+        settings, policy, registry_from_settings(settings), known_by=known_by
     )
     result = train(cfg, data.frame)
     logger.info("training data", extra=data.summary())
@@ -1206,6 +1243,7 @@ __all__ = [
     "TrainResult",
     "model_features",
     "train",
+    "train_config_from_settings",
     "train_from_settings",
     "window_tiers",
 ]

@@ -1500,7 +1500,7 @@ def train_challenger(
     InsufficientDataError
         If not even one fold fits in the history.
     """
-    from models.train import BoosterParams, TrainConfig, train
+    from models.train import train, train_config_from_settings
 
     ts = settings.train
     folds = folds_that_fit(
@@ -1518,26 +1518,12 @@ def train_challenger(
             f"the history known by {known_by.isoformat()} is too short to train a challenger "
             f"(one fold needs a training, a calibration and a test window of matured outcomes)"
         )
-    cfg = TrainConfig(
-        policy=policy,
-        registry=registry,
+    cfg = train_config_from_settings(
+        settings,
+        policy,
+        registry,
         known_by=known_by,
-        horizon_days=ts.horizon_days,
-        test_days=ts.test_days,
-        calib_days=ts.calib_days,
         n_folds=folds,
-        calib_share=ts.calib_share,
-        test_share=ts.test_share,
-        seed=ts.seed,
-        booster=BoosterParams(
-            n_estimators=ts.n_estimators,
-            num_leaves=ts.num_leaves,
-            learning_rate=ts.learning_rate,
-            n_jobs=ts.n_jobs,
-        ),
-        n_bootstrap=ts.n_bootstrap,
-        n_resamples=ts.n_resamples,
-        synthetic=settings.demo_mode,
         data_description=(
             "Quarterly re-evaluation challenger: children registered on each month end up "
             f"to {known_by.isoformat()} minus the label horizon, outcomes recorded by "

@@ -30,16 +30,10 @@ LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 @contextmanager
 def _session(settings: Settings) -> Iterator[Session]:
     """A session on the migrated operational database (committed on success)."""
-    from service.db.base import make_engine, make_session_factory, session_scope
-    from service.db.migrate import upgrade
+    from service.db.migrate import migrated_session
 
-    engine = make_engine(settings.service_database_url)
-    try:
-        upgrade(engine)
-        with session_scope(make_session_factory(engine)) as session:
-            yield session
-    finally:
-        engine.dispose()
+    with migrated_session(settings.service_database_url) as session:
+        yield session
 
 
 def _emit(payload: Any, json_out: bool) -> None:

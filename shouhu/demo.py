@@ -180,19 +180,13 @@ def _accounts(settings: Settings) -> dict[str, Any]:
         read_demo_accounts,
         write_demo_accounts,
     )
-    from service.db.base import make_engine, make_session_factory, session_scope
-    from service.db.migrate import upgrade
+    from service.db.migrate import migrated_session
 
     path = settings.home / DEMO_ACCOUNTS_FILE
-    engine = make_engine(settings.service_database_url)
-    try:
-        upgrade(engine)
-        with session_scope(make_session_factory(engine)) as session:
-            accounts = ensure_demo_accounts(
-                session, demo_areas(settings.store_path), read_demo_accounts(path)
-            )
-    finally:
-        engine.dispose()
+    with migrated_session(settings.service_database_url) as session:
+        accounts = ensure_demo_accounts(
+            session, demo_areas(settings.store_path), read_demo_accounts(path)
+        )
     write_demo_accounts(path, accounts)
     return {"file": str(path), "users": [a.__dict__ for a in accounts]}
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -10,6 +12,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
 
@@ -73,4 +76,39 @@ def upgrade(engine: Engine) -> str:
     return revision or ""
 
 
-__all__ = ["SCRIPT_LOCATION", "alembic_config", "current_revision", "head_revision", "upgrade"]
+@contextmanager
+def migrated_session(url: str) -> Iterator[Session]:
+    """A session on the database at ``url``, migrated first; committed on success.
+
+    What command-line jobs (``shouhu users``, ``shouhu review``, the demo) use; the service
+    itself keeps one engine for its lifetime.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL of the operational database.
+
+    Yields
+    ------
+    Session
+        Committed when the block ends without an error, rolled back otherwise.
+    """
+    from service.db.base import make_engine, make_session_factory, session_scope
+
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        with session_scope(make_session_factory(engine)) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+__all__ = [
+    "SCRIPT_LOCATION",
+    "alembic_config",
+    "current_revision",
+    "head_revision",
+    "migrated_session",
+    "upgrade",
+]

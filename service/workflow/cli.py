@@ -31,17 +31,11 @@ DEFAULT_DOC = Path("docs/human-review.md")
 
 @contextmanager
 def _session(settings: Settings) -> Iterator[Session]:
-    """A session on the migrated operational database, committed on success."""
-    from service.db.base import make_engine, make_session_factory, session_scope
-    from service.db.migrate import upgrade
+    """A session on the migrated operational database (committed on success)."""
+    from service.db.migrate import migrated_session
 
-    engine = make_engine(settings.service_database_url)
-    try:
-        upgrade(engine)
-        with session_scope(make_session_factory(engine)) as session:
-            yield session
-    finally:
-        engine.dispose()
+    with migrated_session(settings.service_database_url) as session:
+        yield session
 
 
 def _emit(payload: dict[str, Any], json_out: bool) -> None:
