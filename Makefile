@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export SHOUHU_HOME ?= $(CURDIR)/.shouhu
 
-.PHONY: install browsers demo test lint bench docs clean
+.PHONY: install fonts browsers demo test lint bench docs clean
 
 ## install: create .venv from the lock file (idempotent; quick when nothing changed)
 install: $(VENV)/.installed
@@ -17,18 +17,26 @@ $(VENV)/.installed: pyproject.toml uv.lock
 	$(UV) sync --frozen --python 3.11
 	@touch $@
 
-## demo: synthetic population → ingest → features (later: train, score, serve)
-demo: install
+## demo: synthetic population → ingest → features → train → promote → score → serve
+demo: install fonts
 	$(BIN)/shouhu demo
 
-## browsers: Debian's chromium and a Chinese font for the browser tests (tests/browser),
+## fonts: a font with Chinese glyphs for the explanation charts, installed only when missing
+fonts:
+	@test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || $(call apt_install,fonts-wqy-microhei)
+
+## browsers: Debian's chromium and the Chinese font for the browser tests (tests/browser),
 ## installed only when missing; Playwright drives /usr/bin/chromium, never a browser of its own
-browsers:
-	@{ command -v chromium && test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc; } >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
-	  else echo "chromium is missing and apt-get needs root: browser tests will be skipped" >&2; exit 0; fi; \
-	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium fonts-wqy-microhei; }
+browsers: fonts
+	@command -v chromium >/dev/null || $(call apt_install,chromium)
+
+# apt-get install as root or through sudo; without either, say what is missing and go on
+# (the charts fall back to English labels, the browser tests are skipped).
+define apt_install
+{ if [ "$$(id -u)" = 0 ]; then SUDO=; elif sudo -n true 2>/dev/null; then SUDO="sudo -n"; \
+  else echo "$(1) is missing and apt-get needs root: skipped" >&2; exit 0; fi; \
+  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(1); }
+endef
 
 ## test: lint, architecture contracts, and the whole test suite
 test: install browsers lint

@@ -1,16 +1,31 @@
-"""``make bench``: speed and memory of each feature-pipeline stage, printed as a table.
+"""``make bench``: speed and memory figures of the pipeline, the scoring run and the service.
 
-For each population size (default 100,000 and 1,000,000 children × 24 months): synthetic
-generation (Parquet ledgers), ingestion into the DuckDB store (and the store's refresh of
-superseded versions), one as-of feature build, and the same features computed by the
-plain-pandas reference engine (``features.reference``), with the ratio and whether the two
-outputs are identical. Each stage runs in its own process: wall time, CPU time of all its
-threads, peak resident memory, and the machine's one-minute load average while it ran (the
-machine is shared: compare wall times only at similar load).
+Three sections, each printed as it finishes (``--only`` picks some):
 
-Targets for 1M children on this 2-core, 24 GiB machine (issue 2): the feature build under
-30 s and under 4 GiB, and at least 3× faster than the pandas reference. They are reported,
-met or not; nothing here fails on a slow machine.
+- **features** (issue 2): for each population size (default 100,000 and 1,000,000
+  children × 24 months): synthetic generation (Parquet ledgers), ingestion into the DuckDB
+  store (and the store's refresh of superseded versions), one as-of feature build, and the
+  same features computed by the plain-pandas reference engine (``features.reference``), with
+  the ratio and whether the two outputs are identical. Each stage runs in its own process:
+  wall time, CPU time of all its threads, peak resident memory, and the machine's one-minute
+  load average while it ran (the machine is shared: compare wall times only at similar load).
+
+  Targets for 1M children on this 2-core, 24 GiB machine: the feature build under 30 s and
+  under 4 GiB, and at least 3× faster than the pandas reference.
+- **scoring** (issue 3): ``benchmarks.scoring`` on a demo home's model and features,
+  resampled to a million children, once explaining T1-T3 at once (what a scoring run does)
+  and once explaining everyone; with the SHAP library against LightGBM's own contributions.
+  Aim: under 120 s and 8 GiB.
+- **service** (issue 4): ``benchmarks.service_load`` against one uvicorn worker serving the
+  demo home, authentication and audit on. Aims: p99 under 15 ms for a score with its
+  explanation and under 30 ms for the watch list, at least 300 requests per second, zero
+  errors in 60 s of mixed load.
+
+The scoring and service sections share one data home built by ``shouhu demo --no-serve``
+(``--demo-children``, default 20,000 as the demo) under ``benchmarks/out/``, kept between runs
+(the population and the committed ``features/`` and ``models/`` trees it was built from are
+recorded beside it; a mismatch rebuilds it). Aims and targets are reported, met or not;
+nothing here fails on a slow machine.
 
 The figures are also written as JSON to ``benchmarks/results/latest.json`` (committed: the
 latest figures, which ``docs/feature-store.md`` quotes); generated data goes to the
@@ -24,6 +39,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -40,6 +56,8 @@ TARGET_CHILDREN = 1_000_000
 TARGET_BUILD_SECONDS = 30.0
 TARGET_BUILD_GIB = 4.0
 TARGET_SPEEDUP = 3.0
+#: The sections of ``make bench``.
+SECTIONS = ("features", "scoring", "service")
 
 
 def bench_features(
@@ -198,12 +216,73 @@ def _machine() -> dict[str, Any]:
     return {"cores": os.cpu_count(), "memory_gib": round(memory, 1)}
 
 
+def demo_home(children: int, seed: int, timeout: float) -> Path:
+    """A data home with a champion and a scoring run, built by ``shouhu demo --no-serve``.
+
+    Kept under ``benchmarks/out/`` and reused while the population and the committed
+    ``features/`` and ``models/`` trees are those it was built from.
+    """
+    home = OUT / f"demo-{children}"
+    key = json.dumps({"children": children, "seed": seed, "trees": _trees("features", "models")})
+    marker = home / "bench-built-from.json"
+    if marker.is_file() and marker.read_text(encoding="utf-8") == key:
+        return home
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True)
+    started = datetime.now()
+    print(f"[{started:%H:%M}] building the demo home of {children:,} children …", flush=True)
+    shouhu = str(Path(sys.executable).with_name("shouhu"))
+    subprocess.run(
+        [shouhu, "demo", "--no-serve", "--children", str(children), "--seed", str(seed)],
+        env={**os.environ, "SHOUHU_HOME": str(home)},
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=timeout,
+    )
+    marker.write_text(key, encoding="utf-8")
+    return home
+
+
+def bench_module(module: str, argv: list[str], timeout: float) -> dict[str, Any]:
+    """Run ``python -m benchmarks.<module>`` (its table goes to stdout); return its JSON figures."""
+    out = OUT / f"{module}.json"
+    out.unlink(missing_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", f"benchmarks.{module}", *argv, "--json", str(out)],
+        check=True,
+        timeout=timeout,
+    )
+    figures: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return figures
+
+
+def _trees(*folders: str) -> dict[str, str]:
+    """The committed tree hash of each folder (what a kept home was built from)."""
+    hashes = {}
+    for folder in folders:
+        try:
+            hashes[folder] = subprocess.run(
+                ["git", "rev-parse", f"HEAD:{folder}"],
+                cwd=HERE.parent,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            hashes[folder] = "unknown"
+    return hashes
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmarks, print their figures and write them as JSON."""
     parser = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=SECTIONS, nargs="+", default=list(SECTIONS))
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--demo-children", type=int, default=20_000)
+    parser.add_argument("--scoring-rows", type=int, default=1_000_000)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of mixed load")
     parser.add_argument("--keep", action="store_true", help="keep generated data under out/")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON file for the figures")
     parser.add_argument(
@@ -211,28 +290,52 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     started = datetime.now()
-    results = []
-    for n in args.sizes:
-        results.append(
-            bench_features(n, args.months, args.seed, keep=args.keep, timeout=args.stage_timeout)
-        )
-        print(f"[{datetime.now():%H:%M}] {n:,} children done", flush=True)
-    report: dict[str, Any] = {
-        "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now().isoformat(timespec="seconds"),
-        "commit": _commit(),
-        "machine": _machine(),
-        "results": results,
-    }
-    machine = report["machine"]
+    report: dict[str, Any] = {"started": started.isoformat(timespec="seconds")}
+    if "features" in args.only:
+        results = []
+        for n in args.sizes:
+            results.append(
+                bench_features(
+                    n, args.months, args.seed, keep=args.keep, timeout=args.stage_timeout
+                )
+            )
+            print(f"[{datetime.now():%H:%M}] {n:,} children done", flush=True)
+        for line in format_table(results):
+            print(line)
+        report["results"] = results
+    if "scoring" in args.only or "service" in args.only:
+        home = demo_home(args.demo_children, args.seed, args.stage_timeout)
+        if "scoring" in args.only:
+            report["scoring"] = [
+                bench_module(
+                    "scoring",
+                    ["--home", str(home), "--rows", str(args.scoring_rows), "--explain", explain],
+                    args.stage_timeout,
+                )
+                for explain in ("acted-on", "all")
+            ]
+        if "service" in args.only:
+            report["service"] = bench_module(
+                "service_load",
+                ["--home", str(home), "--duration", str(args.duration)],
+                args.stage_timeout,
+            )
+    report["finished"] = datetime.now().isoformat(timespec="seconds")
+    report["commit"] = _commit()
+    report["machine"] = machine = _machine()
     print(
         f"Shouhu benchmarks {report['started']} – {report['finished'][11:]}, "
         f"{machine['cores']} cores, {machine['memory_gib']} GiB, commit {report['commit']}"
     )
-    for line in format_table(results):
-        print(line)
+    # A run of some sections keeps the other sections' last figures.
+    kept = json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {}
+    kept.update(report)
+    kept["measured"] = {
+        **kept.get("measured", {}),
+        **{name: f"{report['finished']} at {report['commit']}" for name in args.only},
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    args.out.write_text(json.dumps(kept, indent=2, ensure_ascii=False) + "\n")
     print(f"figures written to {args.out}")
 
 

@@ -249,7 +249,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--threads", type=int, default=1, help="LightGBM threads for reasons")
     parser.add_argument("--shap-rows", type=int, default=20_000)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     # Internal: the measured child process.
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--frame", type=Path, help=argparse.SUPPRESS)
@@ -343,9 +343,9 @@ def main(argv: list[str] | None = None) -> int:
         "tiers": measured["tiers"],
         "shap_vs_lightgbm": check,
     }
-    if args.json:
-        print(json.dumps(figures, ensure_ascii=False))
-        return 0
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(figures, indent=2, ensure_ascii=False), encoding="utf-8")
     print(f"scoring with explanations: {args.rows:,} children ({figures['source']}, resampled")
     print(f"  from {len(real):,} real as-of rows), model v{version}: {figures['model_shape']}")
     print(

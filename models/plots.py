@@ -9,6 +9,7 @@ boxes. Each function returns the language it actually used, so a caller can say 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import textwrap
 from collections.abc import Mapping
@@ -51,17 +52,32 @@ _PLACEHOLDER_FONTS = ("Last Resort",)
 def cjk_font() -> str | None:
     """The family name of an installed font that has Chinese glyphs, or None.
 
-    Matplotlib's font list is cached on disk: after installing a font, remove
-    ``~/.cache/matplotlib`` so the new font is found.
+    Matplotlib caches its font list on disk the first time it runs; a font installed after
+    that (``make demo`` and ``make test`` install one when it is missing) is not in the cached
+    list, so the system's font folders are looked through once more before giving up.
 
     Returns
     -------
     str or None
         A font family usable in ``fontfamily=``; None when only Latin fonts are installed.
     """
-    from matplotlib import font_manager, ft2font
+    from matplotlib import font_manager
 
-    for entry in font_manager.fontManager.ttflist:
+    found = _chinese_family(font_manager.fontManager.ttflist)
+    if found is None:
+        known = {entry.fname for entry in font_manager.fontManager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in known:
+                with contextlib.suppress(OSError, RuntimeError, ValueError):
+                    font_manager.fontManager.addfont(path)
+        found = _chinese_family(font_manager.fontManager.ttflist)
+    return found
+
+
+def _chinese_family(fonts: list[Any]) -> str | None:
+    from matplotlib import ft2font
+
+    for entry in fonts:
         if any(bad in entry.name for bad in _PLACEHOLDER_FONTS):
             continue
         try:
@@ -89,7 +105,7 @@ def plot_language(requested: Lang) -> Lang:
     if requested == "zh" and cjk_font() is None:
         logger.warning(
             "no font with Chinese glyphs is installed (fc-list :lang=zh is empty); plot labels "
-            "fall back to English. Install fonts-noto-cjk to get Chinese labels."
+            "fall back to English; install fonts-wqy-microhei for Chinese labels."
         )
         return "en"
     return requested

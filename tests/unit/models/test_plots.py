@@ -145,3 +145,25 @@ def test_plots_use_chinese_labels_when_a_chinese_font_is_installed(
 def test_the_font_probe_ignores_placeholder_fonts() -> None:
     found = plots.cjk_font()
     assert found is None or "Last Resort" not in found
+
+
+def test_a_chinese_font_installed_after_matplotlibs_cache_is_still_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from matplotlib import font_manager
+
+    plots.cjk_font.cache_clear()
+    installed = plots.cjk_font()
+    plots.cjk_font.cache_clear()
+    if installed is None:
+        pytest.skip("no font with Chinese glyphs on this machine")
+    # The on-disk cache written before the font was installed: Latin fonts only.
+    files = {e.fname for e in font_manager.fontManager.ttflist if e.name == installed}
+    latin = [e for e in font_manager.fontManager.ttflist if e.fname not in files]
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", latin)
+    try:
+        found = plots.cjk_font()
+        assert found is not None
+        assert {e.fname for e in font_manager.fontManager.ttflist if e.name == found} <= files
+    finally:
+        plots.cjk_font.cache_clear()
