@@ -19,6 +19,10 @@ Aims (issue 4): p99 under 15 ms for a score with explanation, under 30 ms for th
 at least 300 requests per second, and zero errors under mixed load. These are figures, not
 tests: nothing fails on a slow machine, and the report says what was measured.
 
+The generator shares the machine with the server, so every phase also reports the CPU both
+took (the server's from ``/proc``, the generator's own from ``time.process_time``) and the
+load average: a latency measured on a busy machine says so.
+
 Usage::
 
     python -m benchmarks.service_load --home $SHOUHU_HOME [--duration 60] [--json out.json]
@@ -361,9 +365,11 @@ async def _phases(
     # Warm-up: first requests pay for lazy imports and caches.
     await _drive(host, port, token, mixed, concurrency=2, total=200, seed=99)
     for name, make in (("score", score), ("watchlist", watch)):
-        cpu = _cpu_seconds(pid)
+        cpu, own = _cpu_seconds(pid), time.process_time()
+        load = os.getloadavg()[0]
         sequential = await _drive(host, port, token, make, concurrency=1, total=args.requests)
         cpu_ms = (_cpu_seconds(pid) - cpu) * 1000 / max(1, args.requests)
+        own_ms = (time.process_time() - own) * 1000 / max(1, args.requests)
         loaded = await _drive(
             host, port, token, make, concurrency=args.concurrency, total=args.requests, seed=1
         )
@@ -371,12 +377,16 @@ async def _phases(
             "one_in_flight": sequential[name].summary(),
             f"{args.concurrency}_in_flight": loaded[name].summary(),
             "server_cpu_ms_per_request": round(cpu_ms, 2),
+            "generator_cpu_ms_per_request": round(own_ms, 2),
+            "load_average": round(load, 2),
         }
-    cpu = _cpu_seconds(pid)
+    cpu, own = _cpu_seconds(pid), time.process_time()
+    load = os.getloadavg()[0]
     mixed_run = await _drive(
         host, port, token, mixed, concurrency=args.concurrency, duration=args.duration, seed=2
     )
     mixed_cpu = _cpu_seconds(pid) - cpu
+    own_cpu = time.process_time() - own
     total = sum(len(t.latencies) for t in mixed_run.values())
     errors = sum(sum(t.errors.values()) for t in mixed_run.values())
     seconds = max(t.seconds for t in mixed_run.values())
@@ -387,6 +397,10 @@ async def _phases(
         "requests_per_second": round(total / seconds, 1),
         "server_cpu_ms_per_request": round(mixed_cpu * 1000 / max(1, total), 2),
         "server_cpu_share": round(mixed_cpu / seconds, 2),
+        "generator_cpu_ms_per_request": round(own_cpu * 1000 / max(1, total), 2),
+        "generator_cpu_share": round(own_cpu / seconds, 2),
+        "load_average_start": round(load, 2),
+        "load_average_end": round(os.getloadavg()[0], 2),
         "by_kind": {name: t.summary() for name, t in sorted(mixed_run.items())},
     }
     return out
@@ -410,8 +424,12 @@ def _print(report: dict[str, Any], concurrency: int) -> None:
                 f"{row['errors']:>7}   aim p99 < {aim:g} ms"
             )
     for name in ("score", "watchlist"):
-        cpu = report[name]["server_cpu_ms_per_request"]
-        print(f"{name}: server CPU {cpu} ms per request (one in flight)")
+        row = report[name]
+        print(
+            f"{name}: server CPU {row['server_cpu_ms_per_request']} ms, load generator "
+            f"{row['generator_cpu_ms_per_request']} ms per request (one in flight); load "
+            f"average {row['load_average']:.1f}"
+        )
     mixed = report["mixed"]
     print(
         f"mixed load {mixed['duration_s']} s with {concurrency} in flight: {mixed['requests']} "
@@ -420,7 +438,10 @@ def _print(report: dict[str, Any], concurrency: int) -> None:
     )
     print(
         f"  server CPU {mixed['server_cpu_ms_per_request']} ms per request; the server got "
-        f"{mixed['server_cpu_share']:.0%} of a core"
+        f"{mixed['server_cpu_share']:.0%} of a core, the load generator "
+        f"{mixed['generator_cpu_share']:.0%} ({mixed['generator_cpu_ms_per_request']} ms per "
+        f"request); load average {mixed['load_average_start']:.1f} → "
+        f"{mixed['load_average_end']:.1f}"
     )
     for name, row in mixed["by_kind"].items():
         print(

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from models.registry import ModelRegistry
     from shouhu.settings import Settings
 
@@ -206,7 +208,12 @@ def score(
 
 
 def score_from_settings(
-    settings: Settings, as_of: Any, *, out: Path | None = None
+    settings: Settings,
+    as_of: Any,
+    *,
+    out: Path | None = None,
+    overrides: pd.DataFrame | None = None,
+    confirmations: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Run and store one scoring run as ``shouhu models score`` does.
 
@@ -218,6 +225,10 @@ def score_from_settings(
         The scoring date.
     out : Path, optional
         Parquet file to write (default under ``$SHOUHU_HOME/scores``).
+    overrides, confirmations : DataFrame, optional
+        The reviewers' overrides in force and fall confirmations (see
+        :func:`models.scoring.score`); the models package cannot read the operational
+        database, so ``shouhu weekly`` passes them in.
 
     Returns
     -------
@@ -248,6 +259,8 @@ def score_from_settings(
             policy,
             FeatureStore(con),
             scores_store.previous(as_of),
+            overrides=overrides,
+            confirmations=confirmations,
             model=None if champion is None else ModelRef(champion.name, champion.version),
             explain_tiers=settings.scoring.explain_tiers,
             explain_threads=settings.scoring.explain_threads or None,

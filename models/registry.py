@@ -976,6 +976,7 @@ class ModelRegistry:
         reason: str,
         policy: TierPolicy,
         now: datetime | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> PromotionRecord:
         """Move the ``champion`` alias to ``version``, with a named approver and a reason.
 
@@ -1003,6 +1004,9 @@ class ModelRegistry:
             the minimum comes only from here, so a caller cannot lower it.
         now : datetime, optional
             Time of the promotion (UTC now by default; tests pin it).
+        tags : mapping of str to str, optional
+            Further version tags written with the promotion's own (as ``shouhu.<key>``), e.g.
+            the re-evaluation an approval rests on (``models.promotion.approve_promotion``).
 
         Returns
         -------
@@ -1059,14 +1063,15 @@ class ModelRegistry:
             policy_fingerprint=policy.fingerprint(),
             run_id=model_version.run_id or None,
         )
-        tags = {
+        version_tags = {
+            **dict(tags or {}),
             "promoted_by": approver,
             "promotion_reason": reason,
             "promoted_at": record.promoted_at.isoformat(),
             "promotion_policy_version": policy.version,
         }
         try:
-            for key, value in tags.items():
+            for key, value in version_tags.items():
                 self.client.set_model_version_tag(
                     self.model_name, str(number), TAG_PREFIX + key, value
                 )

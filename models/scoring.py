@@ -18,7 +18,12 @@ Order of a run, and why:
    means a degenerate model or input).
 4. Tiers (``models.tiers.assign_tiers``): hard rules and floor rules run from the features
    alone, so with no champion (``bundle=None``) rule-triggered children still get their
-   tiers; the run then reports that model tiers are missing.
+   tiers; the run then reports that model tiers are missing. The people's part comes in as
+   plain data (this package never reads the operational database): the fall confirmations
+   made since the previous run let held falls take effect, and the reviewers' overrides in
+   force are applied last, never below a floor or a hard rule. Each row records which
+   override and which confirmation it took (``override_id``, ``confirmation_id``) and the
+   engine's own tier before the override (``computed_tier``).
 5. Reasons: the top factors of each child's ``p_any`` from ``models.explain.explain_frame``
    (exact tree contributions rendered as sentences from the feature registry), for every
    child or, with ``explain_tiers``, only for the tiers a person acts on at once (the rest
@@ -42,7 +47,7 @@ import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +67,7 @@ from models.tiers import assign_tiers
 from shouhu.errors import (
     InsufficientDataError,
     MissingRateJumpError,
+    PolicyError,
     ScoreCollapseError,
     StaleDataError,
 )
@@ -75,6 +81,15 @@ INPUT_PROFILE_KEY = "input_profile"
 _MIN_ROWS_FOR_SPREAD = 10
 
 DOMAIN_COLUMNS: tuple[str, ...] = tuple(f"p_{o}" for o in OUTCOMES if o != ANY)
+
+#: The reviewers' overrides in force that a run takes (``service.workflow.reviews`` reads them
+#: from the operational database): the child, the tier set, the reviewer's policy role
+#: (``caseworker``/``supervisor``), who (a pseudonymous reference such as ``user:12``, never a
+#: name) and the written reason. An optional ``override_id`` names the override there.
+OVERRIDE_COLUMNS: tuple[str, ...] = ("child_id", "tier", "role", "reviewer", "reason")
+#: The fall confirmations made since the previous run: the child and the policy role that
+#: confirmed (the most senior one). An optional ``confirmation_id`` names the review.
+CONFIRMATION_COLUMNS: tuple[str, ...] = ("child_id", "confirmed_by")
 
 #: One reason: a feature's contribution to a child's ``p_any`` (``models.explain`` records).
 REASON_TYPE = pa.struct(
@@ -116,6 +131,17 @@ SCORE_SCHEMA = pa.schema(
         ("awaiting_confirmation", pa.bool_()),
         ("threshold_t2", pa.float64()),
         ("threshold_t3", pa.float64()),
+        # The people's part: the engine's tier before any override, the confirmation and the
+        # override the run took (ids in the operational database; the reason text stays there).
+        ("computed_tier", pa.string()),
+        ("fall_confirmed", pa.bool_()),
+        ("confirmed_by", pa.string()),
+        ("confirmation_id", pa.int64()),
+        ("override_applied", pa.bool_()),
+        ("override_limited", pa.bool_()),
+        ("override_tier", pa.string()),
+        ("override_id", pa.int64()),
+        ("override_reviewer", pa.string()),
         ("household_pid", pa.string()),
         ("village_code", pa.string()),
         ("township_code", pa.string()),
@@ -337,6 +363,15 @@ def reasons_for(
 
 
 @dataclass(frozen=True)
+class RunRef:
+    """A stored scoring run: its id, scoring date and when it ran (UTC)."""
+
+    run_id: str
+    as_of: date
+    scored_at: datetime
+
+
+@dataclass(frozen=True)
 class ModelRef:
     """Which registered model a bundle is: name and version, for provenance."""
 
@@ -351,6 +386,8 @@ def score(
     store: FeatureStore,
     previous: pd.DataFrame | None = None,
     *,
+    overrides: pd.DataFrame | None = None,
+    confirmations: pd.DataFrame | None = None,
     model: ModelRef | None = None,
     top_k: int = 5,
     with_reasons: bool = True,
@@ -373,6 +410,17 @@ def score(
     previous : DataFrame, optional
         The previous run's tier state (``child_id``, ``tier``,
         ``consecutive_below``, ``hard_rule_t1``), e.g. :meth:`ScoreStore.previous`.
+    overrides : DataFrame, optional
+        The reviewers' overrides in force (:data:`OVERRIDE_COLUMNS`, optionally
+        ``override_id``), one row per child at most. Each is applied after hysteresis and is
+        never allowed below a floor or a hard rule, nor to lower a hard-rule T1 without the
+        policy's closing role (the row then says ``override_limited``). Overrides of children
+        not registered on ``as_of`` are counted in ``attrs["run"]`` and otherwise ignored.
+    confirmations : DataFrame, optional
+        Fall confirmations made since the previous run (:data:`CONFIRMATION_COLUMNS`,
+        optionally ``confirmation_id``). A held fall whose count is reached falls when the
+        confirming role has the authority the policy asks for (``fall_confirmed``); without
+        one it waits (``awaiting_confirmation``).
     model : ModelRef, optional
         Registry name and version of ``bundle``, stored on every row.
     top_k : int, default=5
@@ -415,6 +463,8 @@ def score(
         bundle,
         policy,
         previous,
+        overrides=overrides,
+        confirmations=confirmations,
         model=model,
         top_k=top_k,
         with_reasons=with_reasons,
@@ -437,6 +487,8 @@ def score_frame(
     policy: TierPolicy,
     previous: pd.DataFrame | None = None,
     *,
+    overrides: pd.DataFrame | None = None,
+    confirmations: pd.DataFrame | None = None,
     model: ModelRef | None = None,
     top_k: int = 5,
     with_reasons: bool = True,
@@ -454,7 +506,9 @@ def score_frame(
     ----------
     frame : DataFrame
         ``FeatureStore.build`` output: one row per child, one as-of date.
-    bundle, policy, previous, model, top_k, with_reasons, explain_tiers, explain_threads, now
+    bundle, policy, previous, overrides, confirmations, model, top_k, with_reasons
+        As in :func:`score`.
+    explain_tiers, explain_threads, now
         As in :func:`score`.
 
     Returns
@@ -468,8 +522,15 @@ def score_frame(
         When an input guard stops the run.
     InsufficientDataError
         If the frame has no rows.
+    PolicyError
+        If ``overrides`` or ``confirmations`` lack a column, list a child twice, or hold a
+        tier or role the policy does not know (nothing is scored).
     """
     started = time.perf_counter()
+    given_overrides = _review_table(overrides, OVERRIDE_COLUMNS, "override_id", "overrides")
+    given_confirmations = _review_table(
+        confirmations, CONFIRMATION_COLUMNS, "confirmation_id", "confirmations"
+    )
     if frame.empty:
         raise InsufficientDataError("no child to score")
     frame = frame.reset_index(drop=True)
@@ -499,8 +560,17 @@ def score_frame(
         p_low=scores["p_low"].to_numpy(),
         p_high=scores["p_high"].to_numpy(),
     )
-    state = None if previous is None else _previous_state(previous)
-    tiers = assign_tiers(tier_input, policy, previous=state, id_column="child_id")
+    state = None if previous is None else _previous_state(previous, given_confirmations)
+    tiers = assign_tiers(
+        tier_input,
+        policy,
+        previous=state,
+        overrides=None if given_overrides is None else given_overrides[list(OVERRIDE_COLUMNS)],
+        id_column="child_id",
+    )
+    ids = frame["child_id"].astype(str)
+    override_of = _by_child(given_overrides, ids, ("tier", "override_id", "reviewer"))
+    confirmation_of = _by_child(given_confirmations, ids, ("confirmed_by", "confirmation_id"))
 
     reasons: list[list[dict[str, Any]]] = [[] for _ in range(n)]
     explained = 0
@@ -551,6 +621,15 @@ def score_frame(
             "awaiting_confirmation": tiers["awaiting_confirmation"].to_numpy(dtype=bool),
             "threshold_t2": tiers["threshold_t2"].to_numpy(dtype=np.float64),
             "threshold_t3": tiers["threshold_t3"].to_numpy(dtype=np.float64),
+            "computed_tier": tiers["computed_tier"].astype(str).to_numpy(),
+            "fall_confirmed": tiers["fall_confirmed"].to_numpy(dtype=bool),
+            "confirmed_by": confirmation_of["confirmed_by"],
+            "confirmation_id": confirmation_of["confirmation_id"],
+            "override_applied": tiers["override_applied"].to_numpy(dtype=bool),
+            "override_limited": tiers["override_limited"].to_numpy(dtype=bool),
+            "override_tier": override_of["tier"],
+            "override_id": override_of["override_id"],
+            "override_reviewer": override_of["reviewer"],
             "household_pid": frame["household_pid"].astype(object).to_numpy(),
             "village_code": frame["village_code"].astype(object).to_numpy(),
             "township_code": area.to_numpy(),
@@ -560,8 +639,16 @@ def score_frame(
         }
     )
     out["model_version"] = out["model_version"].astype("Int64")
+    for column in ("confirmation_id", "override_id"):
+        out[column] = out[column].astype("Int64")
     out.attrs["run"] = {
         **summarise(out),
+        "reviews": {
+            "overrides_in_force": 0 if given_overrides is None else len(given_overrides),
+            "overrides_not_scored": _unmatched(given_overrides, ids),
+            "confirmations_given": 0 if given_confirmations is None else len(given_confirmations),
+            "confirmations_not_scored": _unmatched(given_confirmations, ids),
+        },
         "explained": explained,
         "guards": {
             "source_age_days": {},
@@ -575,13 +662,51 @@ def score_frame(
     return out
 
 
-def _previous_state(previous: pd.DataFrame) -> pd.DataFrame:
+def _review_table(
+    table: pd.DataFrame | None, required: Sequence[str], id_column: str, what: str
+) -> pd.DataFrame | None:
+    """A checked copy of reviewers' overrides or confirmations (child ids as text)."""
+    if table is None:
+        return None
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise PolicyError(f"{what} lack column(s): {', '.join(missing)}")
+    out = table.reset_index(drop=True).copy()
+    out["child_id"] = out["child_id"].astype(str)
+    if out["child_id"].duplicated().any():
+        raise PolicyError(f"{what} list a child more than once")
+    if id_column not in out.columns:
+        out[id_column] = pd.NA
+    out[id_column] = out[id_column].astype("Int64")
+    return out
+
+
+def _by_child(table: pd.DataFrame | None, ids: pd.Series, columns: Sequence[str]) -> dict[str, Any]:
+    """``columns`` of ``table`` aligned to the run's children (missing: ``None``)."""
+    if table is None:
+        return {c: np.full(len(ids), None, dtype=object) for c in columns}
+    aligned = table.set_index("child_id").reindex(pd.Index(ids))
+    return {
+        c: aligned[c].astype(object).where(aligned[c].notna(), None).to_numpy() for c in columns
+    }
+
+
+def _unmatched(table: pd.DataFrame | None, ids: pd.Series) -> int:
+    return 0 if table is None else int((~table["child_id"].isin(ids)).sum())
+
+
+def _previous_state(previous: pd.DataFrame, confirmations: pd.DataFrame | None) -> pd.DataFrame:
     state = pd.DataFrame(
         {"child_id": previous["child_id"].astype(str).to_numpy(), "tier": previous["tier"]}
     )
     for column in ("consecutive_below", "hard_rule_t1"):
         if column in previous.columns:
             state[column] = previous[column].to_numpy()
+    if confirmations is not None:
+        # A confirmation is part of the state the previous run left: it confirms the fall
+        # that run held (a child not scored then has no fall to confirm).
+        roles = confirmations.set_index("child_id")["confirmed_by"]
+        state["confirmed_by"] = state["child_id"].map(roles).astype(object)
     return state
 
 
@@ -598,7 +723,9 @@ def summarise(scores: pd.DataFrame) -> dict[str, Any]:
     dict
         ``as_of``, ``children``, ``tiers`` (count per T1-T4), ``hard_rule_hits``,
         ``model_version``, ``policy_version``, then ``model_name``, ``model_tiers_missing``,
-        ``borderline``, ``tier_mix`` (shares) and ``feature_fingerprint``.
+        ``borderline``, ``tier_mix`` (shares), ``feature_fingerprint``, ``run_id``, and the
+        counts of the people's part: ``held_by_hysteresis``, ``awaiting_confirmation``,
+        ``falls_confirmed``, ``overrides_applied`` and ``overrides_limited``.
     """
     tiers = scores["tier"].value_counts()
     counts = {t: int(tiers.get(t, 0)) for t in ("T1", "T2", "T3", "T4")}
@@ -620,7 +747,19 @@ def summarise(scores: pd.DataFrame) -> dict[str, Any]:
         "tier_mix": {t: round(c / n, 4) if n else 0.0 for t, c in counts.items()},
         "feature_fingerprint": scores["feature_fingerprint"].iloc[0] if n else None,
         "run_id": scores["run_id"].iloc[0] if n else None,
+        "held_by_hysteresis": _count(scores, "held_by_hysteresis"),
+        "awaiting_confirmation": _count(scores, "awaiting_confirmation"),
+        "falls_confirmed": _count(scores, "fall_confirmed"),
+        "overrides_applied": _count(scores, "override_applied"),
+        "overrides_limited": _count(scores, "override_limited"),
     }
+
+
+def _count(scores: pd.DataFrame, column: str) -> int:
+    """Rows flagged in ``column`` (0 when a run from before the column existed lacks it)."""
+    if column not in scores.columns:
+        return 0
+    return int(scores[column].fillna(False).astype(bool).sum())
 
 
 def to_arrow(scores: pd.DataFrame) -> pa.Table:
@@ -638,9 +777,8 @@ def to_arrow(scores: pd.DataFrame) -> pa.Table:
     """
     columns = [f.name for f in SCORE_SCHEMA]
     frame = scores[columns].copy()
-    frame["model_version"] = (
-        frame["model_version"].astype("object").where(frame["model_version"].notna(), None)
-    )
+    for column in ("model_version", "confirmation_id", "override_id"):
+        frame[column] = frame[column].astype("object").where(frame[column].notna(), None)
     return pa.Table.from_pandas(frame, schema=SCORE_SCHEMA, preserve_index=False)
 
 
@@ -672,6 +810,30 @@ class ScoreStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         return duckdb.connect(str(self.path), read_only=read_only)
 
+    def previous_run(self, as_of: date) -> RunRef | None:
+        """The run whose tier state the scoring of ``as_of`` continues from.
+
+        It is the newest run of the latest date before ``as_of`` (what :meth:`previous`
+        reads); the confirmations that count for ``as_of`` are those made after it ran.
+
+        Parameters
+        ----------
+        as_of : date
+            The date about to be scored.
+
+        Returns
+        -------
+        RunRef or None
+            ``None`` when no earlier date was scored.
+        """
+        if not self.path.is_file():
+            return None
+        con = self._connect(read_only=True)
+        try:
+            return _previous_run(con, as_of)
+        finally:
+            con.close()
+
     def previous(self, as_of: date) -> pd.DataFrame | None:
         """The tier state of the newest run of the latest date before ``as_of``.
 
@@ -690,19 +852,13 @@ class ScoreStore:
             return None
         con = self._connect(read_only=True)
         try:
-            if not _has_table(con, "scoring_runs"):
-                return None
-            rows = con.execute(
-                "SELECT run_id FROM scoring_runs WHERE as_of < ? "
-                "ORDER BY as_of DESC, scored_at DESC LIMIT 1",
-                [as_of],
-            ).fetchall()
-            if not rows:
+            run = _previous_run(con, as_of)
+            if run is None:
                 return None
             table = con.sql(
                 "SELECT child_id, tier, consecutive_below, hard_rule_t1 FROM scores "
                 "WHERE run_id = $run ORDER BY child_id",
-                params={"run": rows[0][0]},
+                params={"run": run.run_id},
             ).to_arrow_table()
         finally:
             con.close()
@@ -759,6 +915,9 @@ class ScoreStore:
             con.execute("BEGIN TRANSACTION")
             con.execute("CREATE TABLE IF NOT EXISTS scores AS SELECT * FROM _scores_in LIMIT 0")
             con.execute("CREATE TABLE IF NOT EXISTS scoring_runs AS SELECT * FROM _run_in LIMIT 0")
+            # A store written before a column existed gets it (empty for the old runs), so
+            # every run stays in one table.
+            _add_missing_columns(con, "scores", "_scores_in")
             con.execute("INSERT INTO scores BY NAME SELECT * FROM _scores_in")
             con.execute("INSERT INTO scoring_runs BY NAME SELECT * FROM _run_in")
             con.execute("COMMIT")
@@ -790,6 +949,39 @@ class ScoreStore:
         return runs
 
 
+def _previous_run(con: duckdb.DuckDBPyConnection, as_of: date) -> RunRef | None:
+    if not _has_table(con, "scoring_runs"):
+        return None
+    # Microseconds since the epoch: DuckDB's own fetch of a timestamp with time zone needs pytz.
+    rows = con.execute(
+        "SELECT run_id, as_of, epoch_us(scored_at) FROM scoring_runs WHERE as_of < ? "
+        "ORDER BY as_of DESC, scored_at DESC LIMIT 1",
+        [as_of],
+    ).fetchall()
+    if not rows:
+        return None
+    run_id, day, micros = rows[0]
+    return RunRef(
+        str(run_id), day, datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros))
+    )
+
+
+def _add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, source: str) -> None:
+    have = {
+        str(r[0])
+        for r in con.execute(
+            "SELECT column_name FROM duckdb_columns() "
+            "WHERE table_name = ? AND schema_name = 'main'",
+            [table],
+        ).fetchall()
+    }
+    for name, kind in con.execute(
+        f"SELECT column_name, column_type FROM (DESCRIBE {source})"
+    ).fetchall():
+        if name not in have:
+            con.execute(f'ALTER TABLE {table} ADD COLUMN "{name}" {kind}')
+
+
 def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     rows = con.execute(
         "SELECT COUNT(*) FROM duckdb_tables() WHERE table_name = ?", [name]
@@ -798,11 +990,14 @@ def _has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 
 __all__ = [
+    "CONFIRMATION_COLUMNS",
     "DOMAIN_COLUMNS",
     "INPUT_PROFILE_KEY",
+    "OVERRIDE_COLUMNS",
     "REASON_TYPE",
     "SCORE_SCHEMA",
     "ModelRef",
+    "RunRef",
     "ScoreStore",
     "check_freshness",
     "check_missing_rates",

@@ -153,10 +153,15 @@ class TierDecision:
         Whether a model score placed the child.
     candidate_tier : Tier
         Rules and model combined, before hysteresis and override.
+    computed_tier : Tier
+        The engine's tier: the candidate after hysteresis, before any override (what a
+        reviewer confirms or overrides).
     held_by_hysteresis : bool
         The candidate was lower, and the previous tier was kept.
     awaiting_confirmation : bool
         Enough scorings were below; the fall now waits for ``confirmation_role``.
+    fall_confirmed : bool
+        A fall took effect because ``previous.confirmed_by`` carried the authority it needed.
     confirmation_role : Role or None
         Who must confirm the pending fall.
     consecutive_below : int
@@ -179,8 +184,10 @@ class TierDecision:
     model_tier: Tier | None
     model_available: bool
     candidate_tier: Tier
+    computed_tier: Tier
     held_by_hysteresis: bool
     awaiting_confirmation: bool
+    fall_confirmed: bool
     confirmation_role: Role | None
     consecutive_below: int
     hard_rule_t1: bool
@@ -319,6 +326,9 @@ def decide_tier(
     )
     if held:
         source = TierSource.HYSTERESIS
+    # The only way a candidate below the previous tier is not held is a confirmed fall.
+    fell = previous is not None and candidate.level > previous.tier.level and not held
+    computed = tier
     hard_t1 = tier is Tier.T1 and (hard or (previous is not None and previous.hard_rule_t1))
 
     applied = limited = False
@@ -355,8 +365,10 @@ def decide_tier(
         model_tier=model_tier,
         model_available=model_available,
         candidate_tier=candidate,
+        computed_tier=computed,
         held_by_hysteresis=held,
         awaiting_confirmation=awaiting,
+        fall_confirmed=fell,
         confirmation_role=role if awaiting else None,
         consecutive_below=count,
         hard_rule_t1=hard_t1,
@@ -380,11 +392,13 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "model_tier",
     "model_available",
     "candidate_tier",
+    "computed_tier",
     "threshold_t2",
     "threshold_t3",
     "borderline",
     "held_by_hysteresis",
     "awaiting_confirmation",
+    "fall_confirmed",
     "confirmation_role",
     "consecutive_below",
     "hard_rule_t1",
@@ -570,7 +584,7 @@ def assign_tiers(
         TierSource.NO_MODEL.value,
     ).astype(object)
 
-    level, held, awaiting, role_rank, count, hard_t1 = _batch_hysteresis(
+    level, held, awaiting, role_rank, count, hard_t1, fell = _batch_hysteresis(
         policy.hysteresis,
         candidate,
         available,
@@ -578,6 +592,7 @@ def assign_tiers(
         _aligned(previous, ids, id_column, "previous tiers", ("tier",)),
     )
     source[held] = TierSource.HYSTERESIS.value
+    computed = level.copy()  # the engine's tier, before any override
 
     override_applied = np.zeros(n, dtype=bool)
     override_limited = np.zeros(n, dtype=bool)
@@ -629,11 +644,13 @@ def assign_tiers(
         "model_tier": _levels_to_tiers(model_level),
         "model_available": available,
         "candidate_tier": _levels_to_tiers(candidate),
+        "computed_tier": _levels_to_tiers(computed),
         "threshold_t2": t2,
         "threshold_t3": t3,
         "borderline": borderline,
         "held_by_hysteresis": held,
         "awaiting_confirmation": awaiting,
+        "fall_confirmed": fell,
         "confirmation_role": _text(confirm_roles),
         "consecutive_below": count,
         "hard_rule_t1": hard_t1,
@@ -668,8 +685,10 @@ def _batch_hysteresis(
     npt.NDArray[np.int64],
     npt.NDArray[np.int64],
     npt.NDArray[np.bool_],
+    npt.NDArray[np.bool_],
 ]:
-    """The vectorised twin of :func:`_hysteresis` (the unit tests hold them equal)."""
+    """The vectorised twin of :func:`_hysteresis` (the unit tests hold them equal); the last
+    array marks the falls a confirmation let through."""
     n = len(candidate)
     if previous is None:
         zeros = np.zeros(n, dtype=bool)
@@ -680,6 +699,7 @@ def _batch_hysteresis(
             np.full(n, -1),
             np.zeros(n, np.int64),
             (hard & (candidate == 1)),
+            zeros.copy(),
         )
     prev_level = _tier_levels(previous["tier"], "previous.tier")
     has_prev = prev_level != _NONE
@@ -719,7 +739,7 @@ def _batch_hysteresis(
     level = np.where(held, prev_level, candidate)
     count = np.where(falls, 0, count)
     hard_t1 = (level == 1) & (hard | prev_hard)
-    return level, held, awaiting, role_rank, count, hard_t1
+    return level, held, awaiting, role_rank, count, hard_t1, falls
 
 
 def state_from_decision(decision: TierDecision, confirmed_by: Role | None = None) -> TierState:

@@ -1,4 +1,4 @@
-"""``shouhu monitoring …``: drift and data-quality reports (and, next to them, re-evaluation).
+"""``shouhu monitoring …``: drift and data-quality reports, re-evaluation and its approval.
 
 Command bodies are thin calls into the library; they read settings and pass plain values down.
 Evidently is imported inside the library functions, so ``shouhu --help`` stays fast.
@@ -37,6 +37,10 @@ def _print_drift(summary: dict[str, Any]) -> None:
     for reason in summary["reasons"]:
         typer.echo(f"  ! [{reason['scope']}] {reason['message']}", err=True)
     typer.echo(f"report: {summary['report']}", err=True)
+    sent = summary.get("webhook")
+    if sent is not None:
+        outcome = "delivered" if sent["delivered"] else f"NOT delivered ({sent['error']})"
+        typer.echo(f"alarm to the webhook: {outcome} after {sent['attempts']} attempt(s)", err=True)
 
 
 @app.command()
@@ -53,14 +57,16 @@ def drift(
         Path | None,
         typer.Option(help="report folder (default: a new folder under $SHOUHU_HOME/monitoring)"),
     ] = None,
+    deliver: Annotated[bool, typer.Option(help="POST an alarm to the configured webhook")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:
     """Feature drift, prediction drift, tier mix and data quality of --current against
     --reference, overall and per area; writes an HTML report and a JSON summary.
 
-    alarm is true when any check crossed a threshold of the tier policy's monitoring section.
+    alarm is true when any check crossed a threshold of the tier policy's monitoring section;
+    it is then also POSTed, signed, to the configured webhook (SHOUHU_SERVICE__WEBHOOK_URL).
     Without a model or scores for both dates, prediction drift and tier mix are reported as
-    absent.
+    absent (null).
     """
     from monitoring.drift import drift_from_settings
     from shouhu.settings import get_settings
@@ -70,6 +76,7 @@ def drift(
         None if reference is None else reference.date(),
         current.date(),
         out=out,
+        deliver=deliver,
     )
     if json_out:
         typer.echo(json.dumps(summary, ensure_ascii=False, default=str))
@@ -159,6 +166,40 @@ def reevaluate(
     for reason in payload["reasons"]:
         typer.echo(f"  {reason}", err=True)
     typer.echo(f"report: {payload['report']}", err=True)
+
+
+@app.command()
+def approve(
+    version: Annotated[int, typer.Argument(min=1, help="the re-evaluated challenger to promote")],
+    approver: Annotated[str, typer.Option(help="name of the supervisor who approves")],
+    reason: Annotated[str, typer.Option(help="why this version should score children")],
+    quarter: Annotated[
+        str | None,
+        typer.Option(help="the re-evaluation approved (default: the newest about VERSION)"),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+) -> None:
+    """A supervisor's approval of a re-evaluation's challenger: promote it, with a reason.
+
+    Refused, with nothing changed, unless the re-evaluation recommends promote (a fairness
+    block needs a supervisor's signed note first), its signed note is unchanged, the champion
+    is the one it was compared with, and the registry's champion gate and pre-registered
+    minimum precision hold. The approval is kept in the registry (tags, promotions.jsonl) and
+    in $SHOUHU_HOME/monitoring/approvals.jsonl; the web pages offer the same at
+    /promotion/<quarter>.
+    """
+    from monitoring.reevaluation import approve_from_settings
+    from shouhu.settings import get_settings
+
+    entry = approve_from_settings(get_settings(), version, approver, reason, quarter=quarter)
+    if json_out:
+        typer.echo(json.dumps(entry, ensure_ascii=False, default=str))
+        return
+    typer.echo(
+        f"version {entry['version']} is champion (was {entry['previous_champion']}), approved "
+        f"by {entry['approver']} on the re-evaluation of {entry['reevaluation']['quarter']}",
+        err=True,
+    )
 
 
 __all__ = ["app"]

@@ -974,6 +974,7 @@ def drift_from_settings(
     current: date,
     *,
     out: Path | None = None,
+    deliver: bool = True,
 ) -> dict[str, Any]:
     """Write a drift report for the data home of ``settings`` (what the CLI and demo call).
 
@@ -988,12 +989,16 @@ def drift_from_settings(
         The date under review.
     out : Path, optional
         Report folder; by default a new folder under ``$SHOUHU_HOME/monitoring/drift``.
+    deliver : bool, default=True
+        POST an alarm to the configured webhook (``False``: write the report only).
 
     Returns
     -------
     dict
-        The summary (cli.md's ``--json`` object) with ``report`` (the overview HTML) and
-        ``files``.
+        The summary (cli.md's ``--json`` object) with ``report`` (the overview HTML),
+        ``files`` and ``webhook``: the alarm's delivery (``monitoring.alarm.send_alarm``) when
+        the report is kept under the home, raised the alarm and a webhook is configured, else
+        ``None``.
 
     Raises
     ------
@@ -1001,13 +1006,19 @@ def drift_from_settings(
         If the feature store is missing.
     PolicyError
         If the policy has no ``monitoring`` section.
+    ConfigError
+        If a webhook URL is set without a secret (checked before any work is done).
     """
     from features.rawstore import connect
     from models.dataset import earliest_record
     from models.policy import load_policy
+    from monitoring.alarm import send_alarm
     from monitoring.metrics_export import write_metrics
     from monitoring.reports import drift_folder, write_drift_report
+    from shouhu.webhook import webhook_config
 
+    # A misconfigured webhook fails now, not after minutes of work whose alarm it would lose.
+    webhook = webhook_config(settings) if deliver else None
     policy = load_policy(settings.policy.file)
     limits = _limits(policy)
     if reference is None:
@@ -1040,6 +1051,7 @@ def drift_from_settings(
     if default_place:
         # Only reports kept in the home are the county's current state.
         write_metrics(summary, settings.monitoring_dir)
+    summary["webhook"] = None
     if summary["alarm"]:
         logger.warning(
             "drift alarm",
@@ -1050,6 +1062,10 @@ def drift_from_settings(
                 "checks": sorted({r["check"] for r in summary["reasons"]}),
             },
         )
+        if default_place and webhook is not None:
+            summary["webhook"] = send_alarm(
+                summary, webhook, monitoring_dir=settings.monitoring_dir
+            )
     return summary
 
 

@@ -51,8 +51,10 @@ for every quarter: should the model that tiers the children change? It
 
 Promotion stays a person's decision: the report (HTML and Markdown under
 ``$SHOUHU_HOME/monitoring/reevaluation/<quarter>/``) gives the recommendation, every reason
-and the ``shouhu models promote`` command; :func:`approve_promotion` is what the
-supervisor's approval page calls.
+and the ``shouhu models promote`` command. A supervisor approves a ``promote`` on the web
+pages (``/promotion/<quarter>``) or with ``shouhu monitoring approve``
+(:func:`approve_from_settings`); both call ``models.promotion.approve_promotion``, which
+reads this report's JSON and refuses a ``keep``, a changed note or a changed champion.
 
 A **signed note** is a small YAML file a supervisor writes after reading a report whose
 fairness check blocked promotion::
@@ -78,7 +80,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -115,10 +116,19 @@ from models.metrics import (
     roc_auc,
 )
 from models.policy import Tier, TierPolicy
+from models.promotion import (
+    NOTES_DIR,
+    PROMOTE,
+    REEVALUATION_JSON,
+    approve_promotion,
+    latest_reevaluation,
+    note_path,
+    reevaluation_folder,
+)
 from models.splits import assign_groups, rolling_time_folds
 from models.train import window_tiers
 from monitoring.quarters import Quarter
-from shouhu.errors import ConfigError, InsufficientDataError
+from shouhu.errors import ConfigError, InsufficientDataError, NotFoundError
 
 if TYPE_CHECKING:
     from features.store import FeatureStore
@@ -128,7 +138,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PROMOTE, KEEP = "promote", "keep"
+#: The two recommendations (``PROMOTE`` is the one an approval needs, ``models.promotion``).
+KEEP = "keep"
 Recommendation = Literal["promote", "keep"]
 
 #: Cuts of the fairness audit; only those the model decides can block (see the docstring).
@@ -1058,6 +1069,11 @@ class ReevaluationResult:
         The tier policy in force.
     seconds : float
         Wall time.
+    created_at : datetime
+        When the re-evaluation finished (UTC).
+    champion_version : int or None
+        The registry's champion when the re-evaluation ran, whether or not it could be
+        evaluated (an approval is refused once another version holds the alias).
     """
 
     quarter: Quarter
@@ -1078,6 +1094,7 @@ class ReevaluationResult:
     policy_version: str
     seconds: float = 0.0
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    champion_version: int | None = None
 
     @property
     def reasons(self) -> list[str]:
@@ -1099,12 +1116,14 @@ class ReevaluationResult:
         -------
         dict
             ``champion``, ``challenger``, ``recommendation``, ``reasons`` (``report`` is
-            added by the writer), then ``quarter``, dates, ``checks``, ``comparison``,
+            added by the writer), then ``champion_version`` (the registry's champion at the
+            time), ``quarter``, dates, ``checks``, ``comparison``,
             ``tier_stability``, ``baselines``, ``backtest``, ``gate``, ``note``, ``notes``
             and ``promote_command``.
         """
         return {
             "champion": None if self.champion is None else self.champion.to_dict(),
+            "champion_version": self.champion_version,
             "challenger": self.challenger.to_dict(),
             "recommendation": self.recommendation,
             "reasons": self.reasons,
@@ -1765,6 +1784,7 @@ def reevaluate(
         model_name=registry.model_name,
         policy_version=policy.version,
         seconds=time.perf_counter() - started,
+        champion_version=None if champion_info is None else champion_info.version,
     )
     logger.info(
         "re-evaluated",
@@ -1785,8 +1805,8 @@ def reevaluate(
 
 
 def report_folder(settings: Settings, quarter: Quarter) -> Path:
-    """``$SHOUHU_HOME/monitoring/reevaluation/<quarter>``."""
-    return settings.monitoring_dir / "reevaluation" / str(quarter)
+    """``$SHOUHU_HOME/monitoring/reevaluation/<quarter>`` (where the approval reads it)."""
+    return reevaluation_folder(settings.monitoring_dir, str(quarter))
 
 
 def stored_note(settings: Settings, quarter: Quarter, version: int) -> SignedNote | None:
@@ -1806,7 +1826,7 @@ def stored_note(settings: Settings, quarter: Quarter, version: int) -> SignedNot
     SignedNote or None
         The stored note.
     """
-    path = report_folder(settings, quarter) / "notes" / f"v{version}.yaml"
+    path = note_path(settings.monitoring_dir, str(quarter), version)
     return load_note(path) if path.is_file() else None
 
 
@@ -1829,14 +1849,14 @@ def write_reevaluation_report(result: ReevaluationResult, folder: Path) -> dict[
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = {
-        "json": folder / "reevaluation.json",
+        "json": folder / REEVALUATION_JSON,
         "markdown": folder / "reevaluation.md",
         "html": folder / "reevaluation.html",
     }
     payload = result.to_dict()
     payload["report"] = str(paths["html"])
     if result.note is not None:
-        kept = folder / "notes" / f"v{result.challenger.version}.yaml"
+        kept = folder / NOTES_DIR / f"v{result.challenger.version}.yaml"
         kept.parent.mkdir(parents=True, exist_ok=True)
         if not kept.is_file() or kept.read_text(encoding="utf-8") != result.note.text:
             kept.write_text(result.note.text, encoding="utf-8")
@@ -1903,117 +1923,66 @@ def reevaluate_from_settings(
     return payload
 
 
-def latest_reevaluation(settings: Settings, version: int) -> dict[str, Any] | None:
-    """The newest stored re-evaluation whose challenger is ``version``, if any.
-
-    Parameters
-    ----------
-    settings : Settings
-        The data home.
-    version : int
-        The challenger version.
-
-    Returns
-    -------
-    dict or None
-        ``quarter``, ``recommendation``, ``reasons`` and ``report`` of that re-evaluation.
-    """
-    root = settings.monitoring_dir / "reevaluation"
-    if not root.is_dir():
-        return None
-    found = []
-    for path in root.glob("*/reevaluation.json"):
-        try:
-            payload = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            continue
-        if (payload.get("challenger") or {}).get("version") == version:
-            found.append(payload)
-    if not found:
-        return None
-    newest = max(found, key=lambda p: str(p.get("created_at", "")))
-    return {k: newest.get(k) for k in ("quarter", "recommendation", "reasons", "report")}
-
-
-def approvals_log(settings: Settings) -> Path:
-    """``$SHOUHU_HOME/monitoring/approvals.jsonl``: the append-only log of approvals."""
-    return settings.monitoring_dir / "approvals.jsonl"
-
-
-def approve_promotion(
+def approve_from_settings(
     settings: Settings,
     version: int,
     approver: str,
     reason: str,
     *,
+    quarter: str | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """Record a supervisor's approval: promote ``version`` and log who, why and on what basis.
+    """Approve a re-evaluation's challenger, as ``shouhu monitoring approve`` does.
 
-    What the supervisor's approval page calls. It calls
-    :meth:`models.registry.ModelRegistry.promote`, which refuses a failed champion gate or a
-    precision below the policy's minimum (approver and reason become model-version tags and a
-    line of the registry's promotion log; a refusal changes nothing), then appends
-    one line to :func:`approvals_log` with the re-evaluation the approval rests on, and
-    whether it followed that re-evaluation's recommendation. The page itself records its own
-    audit event with the returned dict.
+    A thin call of ``models.promotion.approve_promotion`` (the function the web pages call
+    too) with the registry and policy of ``settings``.
 
     Parameters
     ----------
     settings : Settings
         Data home, registry and policy.
     version : int
-        The version to make champion.
+        The challenger to make champion.
     approver : str
-        The supervisor (from the signed-in account).
+        The supervisor.
     reason : str
         Why; required.
+    quarter : str, optional
+        The re-evaluation approved (default: the newest whose challenger is ``version``).
     now : datetime, optional
         Time of the approval (UTC now by default).
 
     Returns
     -------
     dict
-        The registry's promotion record plus ``reevaluation`` (``None`` when no stored
-        re-evaluation has this version as challenger) and ``against_recommendation``.
+        The line appended to ``$SHOUHU_HOME/monitoring/approvals.jsonl``.
 
     Raises
     ------
     PromotionRefusedError
-        If the approver or reason is blank, the gate failed, the version is already
-        champion, or its precision is below the policy's minimum.
+        If the re-evaluation does not recommend promote, its note changed, the champion
+        changed since, or the registry refuses (gate, minimum precision, blank reason).
     NotFoundError
-        If the version does not exist.
+        If no re-evaluation has this challenger, or the version does not exist.
     """
     from models.cli import registry_from_settings
     from models.policy import load_policy
 
-    registry = registry_from_settings(settings)
-    record = registry.promote(
-        version,
+    if quarter is None:
+        basis = latest_reevaluation(settings.monitoring_dir, version)
+        if basis is None:
+            raise NotFoundError(f"no stored re-evaluation has version {version} as challenger")
+        quarter = str(basis["quarter"])
+    return approve_promotion(
+        registry_from_settings(settings),
+        load_policy(settings.policy.file),
+        settings.monitoring_dir,
+        quarter=quarter,
+        version=version,
         approver=approver,
         reason=reason,
-        policy=load_policy(settings.policy.file),
         now=now,
     )
-    basis = latest_reevaluation(settings, version)
-    entry = {
-        **record.to_dict(),
-        "event": "approve_promotion",
-        "reevaluation": basis,
-        "against_recommendation": None if basis is None else basis["recommendation"] != PROMOTE,
-    }
-    path = approvals_log(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Append only, fsynced: an approval is an audit record that must survive a crash.
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    logger.info(
-        "promotion approved", extra={"version": version, "quarter": (basis or {}).get("quarter")}
-    )
-    return entry
 
 
 __all__ = [
@@ -2030,8 +1999,7 @@ __all__ = [
     "ReevaluationResult",
     "SignedNote",
     "SupervisorNote",
-    "approvals_log",
-    "approve_promotion",
+    "approve_from_settings",
     "backtest_quarter",
     "baseline_figures",
     "compare",
@@ -2042,7 +2010,6 @@ __all__ = [
     "gate_status",
     "held_out_households",
     "known_by_of",
-    "latest_reevaluation",
     "load_note",
     "paired_differences",
     "reevaluate",

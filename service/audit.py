@@ -9,12 +9,13 @@ children in their area, newest first, a page at a time.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Table, or_, select
+from sqlalchemy import Dialect, Table, bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from service.db.audit import AuditEntry
@@ -24,6 +25,20 @@ if TYPE_CHECKING:
     from service.deps import Principal
 
 _TABLE = cast(Table, AuditEntry.__table__)
+#: Columns written by :func:`record`, in the order of :func:`_values`.
+_COLUMNS = (
+    "at",
+    "user_id",
+    "username",
+    "role",
+    "child_id",
+    "area_code",
+    "action",
+    "outcome",
+    "method",
+    "path",
+    "client",
+)
 
 #: Outcomes of an access.
 OK = "ok"
@@ -39,7 +54,7 @@ class Access:
     client: str
 
 
-def _row(
+def _values(
     principal: Principal,
     access: Access,
     *,
@@ -48,20 +63,95 @@ def _row(
     area_code: str | None,
     outcome: str,
     at: datetime,
-) -> dict[str, object]:
-    return {
-        "at": at,
-        "user_id": principal.user_id,
-        "username": principal.username,
-        "role": str(principal.role),
-        "child_id": child_id,
-        "area_code": area_code,
-        "action": action[:48],
-        "outcome": outcome,
-        "method": access.method[:8],
-        "path": access.path[:255],
-        "client": access.client[:64],
-    }
+) -> tuple[Any, ...]:
+    """One row's values, in the order of :data:`_COLUMNS`."""
+    return (
+        at,
+        principal.user_id,
+        principal.username,
+        str(principal.role),
+        child_id,
+        area_code,
+        action[:48],
+        outcome,
+        access.method[:8],
+        access.path[:255],
+        access.client[:64],
+    )
+
+
+@dataclass(frozen=True)
+class _Insert:
+    """The audit insert compiled once for a dialect, with each column's bind processor."""
+
+    sql: str
+    positions: tuple[int, ...] | None  # value index per placeholder (positional styles)
+    processors: tuple[tuple[int, Callable[[Any], Any]], ...]  # (column index, processor)
+
+    def parameters(self, rows: list[tuple[Any, ...]]) -> list[Any]:
+        """Driver parameters of ``rows``: processed, in the statement's order."""
+        out: list[Any] = []
+        # The rows of one call share their time: each distinct value is processed once.
+        seen: dict[int, tuple[Any, Any]] = {}
+        for row in rows:
+            values = list(row)
+            for i, process in self.processors:
+                value = values[i]
+                known = seen.get(i)
+                if known is None or known[0] is not value:
+                    known = seen[i] = (value, process(value))
+                values[i] = known[1]
+            if self.positions is None:
+                out.append(dict(zip(_COLUMNS, values, strict=True)))
+            else:
+                out.append(tuple(values[i] for i in self.positions))
+        return out
+
+
+_INSERTS: dict[tuple[str, str, str], _Insert] = {}
+_INSERTS_LOCK = threading.Lock()
+
+
+def _compiled(dialect: Dialect) -> _Insert:
+    key = (dialect.name, str(dialect.driver), str(dialect.paramstyle))
+    found = _INSERTS.get(key)
+    if found is not None:
+        return found
+    compiled = (
+        _TABLE.insert()
+        .values({name: bindparam(name) for name in _COLUMNS})
+        .compile(dialect=dialect)
+    )
+    positions = (
+        tuple(_COLUMNS.index(name) for name in compiled.positiontup or ())
+        if compiled.positional
+        else None
+    )
+    # The column types' own bind processing (UTCDateTime's UTC normalisation, then the
+    # dialect's datetime format), so rows are stored exactly as the ORM would store them.
+    processors = tuple(
+        (i, process)
+        for i, name in enumerate(_COLUMNS)
+        if (process := _TABLE.c[name].type.bind_processor(dialect)) is not None
+    )
+    insert = _Insert(str(compiled), positions, processors)
+    with _INSERTS_LOCK:
+        _INSERTS[key] = insert
+    return insert
+
+
+def _insert(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Insert rows of :func:`_values` on the session's connection (in its transaction).
+
+    The statement is compiled once per dialect and sent to the driver as is: SQLAlchemy's
+    per-execution work (cache key, parameter processing through the compiled statement)
+    cost more than the insert itself for the fifty rows of a watch-list page, and this runs
+    on every child-data request.
+    """
+    connection = session.connection()
+    insert = _compiled(connection.dialect)
+    parameters = insert.parameters(rows)
+    connection.exec_driver_sql(insert.sql, parameters if len(parameters) > 1 else parameters[0])
 
 
 def record(
@@ -96,22 +186,16 @@ def record(
     commit : bool, default=True
         Commit at once (the default: the entry must survive a later failure).
     """
-    # Core insert on the session's connection: the ORM's bulk machinery costs more than the
-    # row itself, and this runs on every child-data request.
-    session.connection().execute(
-        _TABLE.insert(),
-        [
-            _row(
-                principal,
-                access,
-                action=action,
-                child_id=child_id,
-                area_code=area_code,
-                outcome=outcome,
-                at=utcnow(),
-            )
-        ],
+    row = _values(
+        principal,
+        access,
+        action=action,
+        child_id=child_id,
+        area_code=area_code,
+        outcome=outcome,
+        at=utcnow(),
     )
+    _insert(session, [row])
     if commit:
         session.commit()
 
@@ -124,8 +208,30 @@ def record_many(
     action: str,
     children: Iterable[tuple[str, str | None]],
     outcome: str = OK,
+    list_area: str | None = None,
+    commit: bool = True,
 ) -> int:
     """Append one entry per child (``(child_id, village_code)`` pairs) and commit.
+
+    Parameters
+    ----------
+    session : Session
+        The operational database.
+    principal : Principal
+        Who.
+    access : Access
+        The request.
+    action : str
+        What.
+    children : iterable of (str, str or None)
+        The children touched and their villages.
+    outcome : str, default="ok"
+        ``ok`` or ``not_found``.
+    list_area : str, optional
+        Also write one entry for the list read itself (no child, this area), first, in the
+        same statement and commit (the watch list).
+    commit : bool, default=True
+        Commit at once (``False`` when the caller writes more entries and commits them all).
 
     Returns
     -------
@@ -133,8 +239,23 @@ def record_many(
         Entries written.
     """
     at = utcnow()
-    rows = [
-        _row(
+    rows = (
+        [
+            _values(
+                principal,
+                access,
+                action=action,
+                child_id=None,
+                area_code=list_area,
+                outcome=outcome,
+                at=at,
+            )
+        ]
+        if list_area is not None
+        else []
+    )
+    rows.extend(
+        _values(
             principal,
             access,
             action=action,
@@ -144,10 +265,11 @@ def record_many(
             at=at,
         )
         for child, area in children
-    ]
+    )
     if rows:
-        session.connection().execute(_TABLE.insert(), rows)
-        session.commit()
+        _insert(session, rows)
+        if commit:
+            session.commit()
     return len(rows)
 
 

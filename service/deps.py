@@ -8,13 +8,20 @@ API routes::
 - :data:`StateDep` — the :class:`~service.state.ServiceState` (policy, champion, snapshot).
 - :data:`SessionDep` — a SQLAlchemy session of the operational database, closed after the
   request (handlers commit what they write).
-- :data:`PrincipalDep` — the caller, from ``Authorization: Bearer <token>`` (401 otherwise).
+- :data:`PrincipalDep` — the caller, from ``Authorization: Bearer <token>`` (401 otherwise);
+  a token verified in the last few seconds is not looked up again
+  (``service.auth.tokens.VerifiedTokens``).
 - :func:`require_role` — ``Depends(require_role(Role.SUPERVISOR, Role.ADMIN))`` answers 403 to
   other roles; use it in ``dependencies=[...]`` or as ``Annotated[Principal, Depends(...)]``.
 - :data:`VisibleChild` — resolves the ``child_id`` path parameter: 404 for an unknown child
   *and* for one outside the caller's area (identical bodies), and one ``audit_log`` row for the
   request either way (action = the route's ``name``). Declare the role guard before it, so a
   role without access gets 403 without touching the child.
+- :func:`run_db` — run blocking operational-database work from an ``async`` handler: on the
+  event loop for SQLite (sub-millisecond local statements, cheaper than a thread-pool hop),
+  in the thread pool for a networked database. The API's hot paths (principal, child check
+  and audit, score, watch list, explanation) are ``async`` for this reason; anything that
+  reads a DuckDB store or draws a chart stays a plain ``def`` (thread pool).
 
 Pages (S3) use the same state and session, and:
 
@@ -33,11 +40,13 @@ Pages (S3) use the same state and session, and:
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import Depends, Path, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -51,7 +60,7 @@ from service.auth.sessions import (
     resolve_web_session,
     start_web_session,
 )
-from service.auth.tokens import resolve_token
+from service.auth.tokens import resolve_token_row
 from service.db.identity import User
 from service.state import ServiceState
 from shouhu.errors import AuthenticationError, NotFoundError, PermissionDeniedError
@@ -60,6 +69,8 @@ from shouhu.errors import AuthenticationError, NotFoundError, PermissionDeniedEr
 SIGN_IN_PATH = "/sign-in"
 #: Pseudonymous child ids: ``c-`` and hex digits (``features.pseudonym``); bounded for safety.
 CHILD_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+T = TypeVar("T")
 
 
 class Role(StrEnum):
@@ -162,11 +173,29 @@ def access_of(request: Request) -> audit.Access:
 bearer_scheme = HTTPBearer(auto_error=False, description="a token from POST /api/v1/auth/token")
 
 
-def get_principal(
+async def run_db(state: Any, function: Callable[..., T], *args: Any) -> T:
+    """Run blocking operational-database work from an ``async`` handler.
+
+    Inline on the event loop when the state says the database is SQLite
+    (``ServiceState.db_inline``): an audit insert or a token lookup is a local call of a
+    fraction of a millisecond, less than the two thread switches of a hop to the pool, and
+    one worker serialises Python work on the GIL either way. In the thread pool otherwise (a
+    networked database must not stall the loop while it answers).
+    """
+    if getattr(state, "db_inline", False):
+        return function(*args)
+    return await run_in_threadpool(function, *args)
+
+
+async def get_principal(
+    request: Request,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Principal:
     """The API caller from its bearer token.
+
+    A token verified in the last ``service.auth.tokens.VERIFIED_SECONDS`` is trusted without
+    a database lookup (revocations in this process apply at once).
 
     Raises
     ------
@@ -175,10 +204,21 @@ def get_principal(
     """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise AuthenticationError("sign in: send Authorization: Bearer <token>")
-    user = resolve_token(session, credentials.credentials)
-    if user is None:
+    token = credentials.credentials
+    state = request.app.state.service
+    verified = getattr(state, "verified_tokens", None)
+    if verified is not None:
+        known: Principal | None = verified.get(token)
+        if known is not None:
+            return known
+    found = await run_db(state, resolve_token_row, session, token)
+    if found is None:
         raise AuthenticationError("the token is not valid")
-    return Principal.of(user)
+    user, expires_at = found
+    principal = Principal.of(user)
+    if verified is not None:
+        verified.put(token, principal, user_id=user.id, expires_at=expires_at)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
@@ -218,6 +258,43 @@ SCORE_READERS = (Role.CASEWORKER, Role.SUPERVISOR, Role.ANALYST)
 FILE_READERS = (Role.CASEWORKER, Role.SUPERVISOR)
 
 
+def _check_child(
+    request: Request, state: ServiceState, principal: Principal, child_id: str
+) -> tuple[str | None, bool, str]:
+    """The child's village, whether the caller may see it, and the audit action."""
+    village = state.snapshot.villages.get(child_id)
+    route = request.scope.get("route")
+    action = getattr(route, "name", None) or f"{request.method} {request.url.path}"
+    return village, village is not None and visible(principal, village), action
+
+
+def _audit_child(
+    session: Session,
+    principal: Principal,
+    access: audit.Access,
+    action: str,
+    child_id: str,
+    village: str | None,
+    shown: bool,
+) -> None:
+    audit.record(
+        session,
+        principal,
+        access,
+        action=action,
+        child_id=child_id,
+        area_code=village,
+        outcome=audit.OK if shown else audit.NOT_FOUND,
+    )
+
+
+def _visible_or_404(child_id: str, village: str | None, shown: bool) -> ChildRef:
+    if not shown or village is None:
+        # One message for both: an outsider must not learn that the child exists.
+        raise NotFoundError(f"child {child_id} not found")
+    return ChildRef(child_id, village)
+
+
 def _resolve_child(
     request: Request,
     state: ServiceState,
@@ -225,34 +302,26 @@ def _resolve_child(
     principal: Principal,
     child_id: str,
 ) -> ChildRef:
-    village = state.snapshot.villages.get(child_id)
-    route = request.scope.get("route")
-    action = getattr(route, "name", None) or f"{request.method} {request.url.path}"
-    shown = village is not None and visible(principal, village)
-    audit.record(
-        session,
-        principal,
-        access_of(request),
-        action=action,
-        child_id=child_id,
-        area_code=village,
-        outcome=audit.OK if shown else audit.NOT_FOUND,
-    )
-    if not shown or village is None:
-        # One message for both: an outsider must not learn that the child exists.
-        raise NotFoundError(f"child {child_id} not found")
-    return ChildRef(child_id, village)
+    village, shown, action = _check_child(request, state, principal, child_id)
+    _audit_child(session, principal, access_of(request), action, child_id, village, shown)
+    return _visible_or_404(child_id, village, shown)
 
 
-def get_visible_child(
+async def get_visible_child(
     request: Request,
     state: StateDep,
     session: SessionDep,
     principal: PrincipalDep,
     child_id: Annotated[str, Path(pattern=CHILD_ID_PATTERN, description="pseudonymous child id")],
 ) -> ChildRef:
-    """The path's child if the API caller may see it; audited either way (404 otherwise)."""
-    return _resolve_child(request, state, session, principal, child_id)
+    """The path's child if the API caller may see it; audited either way (404 otherwise).
+
+    The audit entry is committed before the handler runs (see :func:`run_db`).
+    """
+    village, shown, action = _check_child(request, state, principal, child_id)
+    access = access_of(request)
+    await run_db(state, _audit_child, session, principal, access, action, child_id, village, shown)
+    return _visible_or_404(child_id, village, shown)
 
 
 VisibleChild = Annotated[ChildRef, Depends(get_visible_child)]
@@ -462,6 +531,7 @@ __all__ = [
     "page_csrf_token",
     "require_page_role",
     "require_role",
+    "run_db",
     "sign_in",
     "sign_out",
     "verify_csrf",

@@ -195,10 +195,16 @@ class Scorer:
         return out
 
     def _reasons(
-        self, row: int, contrib: FloatMatrix, top: int | None, per_domain: int
+        self,
+        row: int,
+        contrib: FloatMatrix,
+        top: int | None,
+        per_domain: int,
+        only_shown: bool = False,
     ) -> tuple[Reason, ...]:
         """Every non-zero contribution, largest first; worded only when shown (the ``top``
-        overall and ``per_domain`` in each domain; all when ``top`` is None)."""
+        overall and ``per_domain`` in each domain; all when ``top`` is None). With
+        ``only_shown``, the others are left out."""
         values = contrib[: len(self.names)]
         order = np.argsort(-np.abs(values), kind="stable")
         out: list[Reason] = []
@@ -210,6 +216,10 @@ class Scorer:
             name, domain = self.names[j], self._domains[j]
             per[domain] = per.get(domain, 0) + 1
             shown = top is None or len(out) < top or per[domain] <= per_domain
+            if only_shown and not shown:
+                if per_domain == 0:
+                    break  # the top are taken and no domain asks for more
+                continue
             value = _plain(self._feature_values[row, j], self._feature_texts[j]) if shown else None
             zh, en = sentence(name, value) if shown else ("", "")
             out.append(
@@ -234,6 +244,7 @@ class Scorer:
         explain: bool = True,
         top: int | None = 5,
         per_domain: int = 3,
+        only_shown: bool = False,
     ) -> list[ChildScore]:
         """Score children now, with their reasons when ``explain``.
 
@@ -248,6 +259,9 @@ class Scorer:
             empty sentences).
         per_domain : int, default=3
             Reasons worded in each domain besides the ``top``.
+        only_shown : bool, default=False
+            Keep only the worded reasons (a score's ``top`` reasons, as the API returns
+            them), not every non-zero contribution (explanations and the waterfall need all).
 
         Returns
         -------
@@ -291,7 +305,9 @@ class Scorer:
             )
             in_force = self.snapshot.previous_state(child)
             reasons = (
-                self._reasons(int(row), contrib[k], top, per_domain) if contrib is not None else ()
+                self._reasons(int(row), contrib[k], top, per_domain, only_shown)
+                if contrib is not None
+                else ()
             )
             village = self._villages[row] if len(self._villages) else None
             out.append(

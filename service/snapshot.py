@@ -16,10 +16,13 @@ file changes; see ``ServiceState.refresh``) and closes it at once. Requests read
   of ``models.tiers.assign_tiers``), so a score "now" is placed exactly as a run would place it;
 - the run in force (newest run of the latest scored date), sorted for the watch list, with an
   index of rows per area at every level;
-- every child's home village (area checks) and the area names.
+- every child's home village (area checks) and the area names;
+- every child's ledger records and score history for the child file
+  (``service.repository.records``), a slice per child instead of nine table scans.
 
-Only the child file's timeline and score history read the stores per request, read-only; if a
-writer holds a file at that moment the request answers 503 (``StoreError``) and can be retried.
+Only a child file asked for after a store file changed (and before the next refresh) reads the
+stores per request, read-only; if a writer holds a file at that moment the request answers 503
+(``StoreError``) and can be retried.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from models.dataset import capacity_areas
 from models.policy import Tier, TierPolicy
 from models.tiers import AreaThresholds, TierState, assign_tiers
 from service.areas import LEVEL_LENGTHS, Area, AreaDirectory, area_level, is_area_code
+from service.repository.records import ChildRecords, build_child_records
 from shouhu.errors import StoreError
 
 logger = logging.getLogger(__name__)
@@ -74,6 +78,8 @@ _RUN_COLUMNS = (
     "county_code",
     "run_id",
     "scored_at",
+    "computed_tier",
+    "override_id",
 )
 
 
@@ -285,6 +291,8 @@ class Snapshot:
         Stamps of the feature and score stores when built.
     seconds : float
         Build time.
+    records : ChildRecords or None
+        Every child's ledger records and score history (the child file).
     """
 
     as_of: date | None
@@ -303,6 +311,7 @@ class Snapshot:
     model_version: int
     seconds: float = 0.0
     built_at: float = field(default_factory=time.time)
+    records: ChildRecords | None = None
 
     def previous_state(self, child_id: str) -> TierState | None:
         """The child's tier state after the run in force (for hysteresis of a score now)."""
@@ -371,7 +380,9 @@ def read_run(scores_db: Path) -> tuple[RunInfo | None, pd.DataFrame]:
         run_id, as_of, scored_at = newest["run_id"], newest["as_of"], newest["scored_at"]
         children, model_name = newest["children"], newest["model_name"]
         model_version, policy_version = newest["model_version"], newest["policy_version"]
-        columns = ", ".join(_RUN_COLUMNS)
+        # Stores written before overrides reached the scoring run lack the last two columns.
+        stored = {r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE scores)").fetchall()}
+        columns = ", ".join(c for c in _RUN_COLUMNS if c in stored)
         table = con.sql(
             f"SELECT {columns} FROM scores WHERE run_id = $run", params={"run": run_id}
         ).to_arrow_table()
@@ -601,6 +612,17 @@ def build_board(rows: pd.DataFrame, policy: TierPolicy) -> Board:
     )
 
 
+def _child_records(features: duckdb.DuckDBPyConnection, scores_db: Path) -> ChildRecords:
+    """The child file's records from the feature store (open) and the score store."""
+    if not scores_db.exists():
+        return build_child_records(features, None)
+    scores = _connect(scores_db, threads=1, memory_limit=None)
+    try:
+        return build_child_records(features, scores)
+    finally:
+        scores.close()
+
+
 def build_snapshot(
     bundle: ModelBundle,
     policy: TierPolicy,
@@ -649,6 +671,7 @@ def build_snapshot(
         areas = _areas(con)
         as_of = run.as_of if run is not None else _newest_record(con)
         frame = FeatureStore(con).build(as_of) if as_of is not None else pd.DataFrame()
+        records = _child_records(con, scores_db)
     finally:
         con.close()
     frame = frame.reset_index(drop=True)
@@ -681,6 +704,7 @@ def build_snapshot(
         areas=areas,
         stamps=stamps,
         model_version=model_version,
+        records=records,
     )
     snapshot.seconds = round(time.perf_counter() - started, 3)
     logger.info(

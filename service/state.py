@@ -11,6 +11,7 @@ keeps serving the model it holds and says so in ``/api/v1/health``.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -25,7 +26,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.bundle import ModelBundle
 from models.explain import FeatureText, feature_texts
 from models.policy import TierPolicy, load_policy
-from service.db.base import make_engine, make_session_factory
+from service.auth.tokens import VerifiedTokens
+from service.db.base import (
+    SERVICE_AUTOCHECKPOINT_PAGES,
+    WalCheckpointer,
+    is_sqlite_file,
+    make_engine,
+    make_session_factory,
+)
 from service.scoring import Scorer
 from service.snapshot import Snapshot, StoreStamp, build_snapshot
 from shouhu.errors import ConfigError, NotFoundError, RegistryError, ShouhuError, StoreError
@@ -35,6 +43,8 @@ if TYPE_CHECKING:
     import duckdb
 
     from models.registry import ModelRegistry, VersionInfo
+    from service.deps import Principal
+    from service.workflow.tasks import OpenTaskIndex
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +131,15 @@ class ServiceState:
         Scores children of ``snapshot`` now.
     registry_status : RegistryStatus
         Whether the registry answered at the last check.
+    verified_tokens : VerifiedTokens
+        API tokens verified in the last seconds and their principals (``service.deps``).
+    db_inline : bool
+        Whether requests may run operational-database statements on the event loop: true for
+        SQLite, whose statements are local sub-millisecond calls (an audit insert, a token
+        lookup), so a thread-pool hop would cost more than the statement; a networked
+        database (PostgreSQL) is used from the thread pool.
+    checkpointer : WalCheckpointer or None
+        The background WAL checkpointer of a SQLite file database (``None`` otherwise).
     """
 
     def __init__(
@@ -133,6 +152,7 @@ class ServiceState:
         bundle: ModelBundle,
         engine: Engine,
         snapshot: Snapshot,
+        checkpointer: WalCheckpointer | None = None,
     ) -> None:
         self.settings = settings
         self.policy = policy
@@ -141,6 +161,9 @@ class ServiceState:
         self.bundle = bundle
         self.engine = engine
         self.sessions: sessionmaker[Session] = make_session_factory(engine)
+        self.db_inline = engine.dialect.name == "sqlite"
+        self.checkpointer = checkpointer
+        self.verified_tokens: VerifiedTokens[Principal] = VerifiedTokens()
         self.texts: dict[str, FeatureText] = feature_texts()
         self.snapshot = snapshot
         self.scorer = Scorer(bundle, policy, snapshot, self.texts)
@@ -149,6 +172,7 @@ class ServiceState:
         self._refresh_lock = threading.Lock()
         self._model_card: dict[str, Any] | None = None
         self._tables: dict[str, bool] = {}
+        self._open_tasks: OpenTaskIndex | None = None
 
     # -- construction ------------------------------------------------------------------------
 
@@ -180,7 +204,9 @@ class ServiceState:
         policy = load_policy(settings.policy.file)
         registry = registry_for(settings)
         champion, bundle = load_champion(registry)
-        engine = make_engine(settings.service_database_url)
+        engine = make_engine(
+            settings.service_database_url, wal_autocheckpoint=SERVICE_AUTOCHECKPOINT_PAGES
+        )
         if migrate:
             from service.db.migrate import upgrade
 
@@ -194,7 +220,8 @@ class ServiceState:
                 "children": len(snapshot.frame),
             },
         )
-        return cls(
+        checkpointer = WalCheckpointer(engine).start() if is_sqlite_file(engine) else None
+        state = cls(
             settings=settings,
             policy=policy,
             registry=registry,
@@ -202,11 +229,22 @@ class ServiceState:
             bundle=bundle,
             engine=engine,
             snapshot=snapshot,
+            checkpointer=checkpointer,
         )
+        open_tasks = state.open_tasks()
+        if open_tasks is not None:
+            open_tasks.refresh()  # read the task history now, not in the first request
+        settle_heap()
+        return state
 
     def close(self) -> None:
-        """Release the database connections."""
+        """Stop the WAL checkpointer, release the database connections, and hand what
+        :func:`settle_heap` froze back to the garbage collector."""
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
         self.engine.dispose()
+        gc.unfreeze()
 
     # -- views -------------------------------------------------------------------------------
 
@@ -234,6 +272,22 @@ class ServiceState:
 
             known = self._tables[name] = bool(inspect(self.engine).has_table(name))
         return known
+
+    def open_tasks(self) -> OpenTaskIndex | None:
+        """The open tasks held in memory for the watch list's days overdue (built on first
+        use; ``None`` while the workflow tables do not exist).
+
+        The index catches up with the committed tasks and completions on every question, so
+        it answers what ``service.workflow.tasks.overdue_by_child`` would, without scanning
+        the task history per request.
+        """
+        if self._open_tasks is None:
+            if not self.has_table("tasks"):
+                return None
+            from service.workflow.tasks import OpenTaskIndex
+
+            self._open_tasks = OpenTaskIndex(self.engine)
+        return self._open_tasks
 
     # -- stores ------------------------------------------------------------------------------
 
@@ -343,6 +397,7 @@ class ServiceState:
                 scorer,
             )
             self._model_card = None
+            settle_heap()
             logger.info(
                 "service state refreshed",
                 extra={"model_version": champion.version, "children": len(snapshot.frame)},
@@ -371,6 +426,20 @@ class ServiceState:
         return self._model_card
 
 
+def settle_heap() -> None:
+    """Collect garbage once, then keep what survives out of later collections (``gc.freeze``).
+
+    The state holds hundreds of thousands of long-lived Python objects (the watch-list board,
+    tier states, the records index). A full collection walks all of them and held the GIL
+    for 0.1-0.4 s, a pause every request in flight would wait for; frozen, they are skipped.
+    Called after the state is loaded or replaced (the objects of a replaced snapshot are
+    unfrozen and collected first, so nothing of it is kept).
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 def _snapshot(
     settings: Settings, bundle: ModelBundle, policy: TierPolicy, version: int
 ) -> Snapshot:
@@ -385,4 +454,4 @@ def _snapshot(
     )
 
 
-__all__ = ["RegistryStatus", "ServiceState", "load_champion", "registry_for"]
+__all__ = ["RegistryStatus", "ServiceState", "load_champion", "registry_for", "settle_heap"]

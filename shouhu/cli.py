@@ -18,6 +18,7 @@ from service.cli import serve as serve_command
 from service.cli import users_app
 from service.workflow.cli import app as review_app
 from shouhu.errors import ShouhuError
+from shouhu.weekly import weekly as weekly_command
 
 app = typer.Typer(
     help="Shouhu (守护): risk scoring and early warning for left-behind children.",
@@ -30,6 +31,7 @@ app.add_typer(monitoring_app, name="monitoring")
 app.add_typer(users_app, name="users")
 app.add_typer(review_app, name="review")
 app.command("serve")(serve_command)
+app.command("weekly")(weekly_command)
 
 
 @app.command()

@@ -131,9 +131,8 @@ def run_demo(
     finally:
         con.close()
 
-    summary.update(_models(settings, as_of))
-    summary["review"] = _review(settings)
-    summary["drift"] = _drift(settings, as_of)
+    summary.update(_models(settings))
+    summary.update(_week(settings, as_of))
     summary["accounts"] = _accounts(settings)
 
     if json_out:
@@ -147,28 +146,16 @@ def run_demo(
     return summary
 
 
-def _review(settings: Settings) -> dict[str, Any]:
-    """Open the review tasks and raise the alerts of the scoring run just made."""
-    from service.workflow.cli import after_run_from_settings
+def _week(settings: Settings, as_of: date) -> dict[str, Any]:
+    """The week's run of ``shouhu weekly`` on ``as_of``: score with the reviews in force, open
+    the review tasks and raise the alerts, write the drift report (``score``, ``review`` and
+    ``drift`` of the summary)."""
+    from shouhu.weekly import run_weekly
 
-    started = time.perf_counter()
-    done = after_run_from_settings(settings)
-    done["seconds"] = round(time.perf_counter() - started, 1)
-    return done
-
-
-def _drift(settings: Settings, as_of: date) -> dict[str, Any]:
-    """Write the drift and data-quality report of ``as_of`` against its seasonal reference."""
-    from monitoring.drift import drift_from_settings
-
-    started = time.perf_counter()
-    done = drift_from_settings(settings, None, as_of)
-    return {
-        "alarm": done["alarm"],
-        "share_drifted": done["share_drifted"],
-        "report": done["report"],
-        "seconds": round(time.perf_counter() - started, 1),
-    }
+    done = run_weekly(settings, as_of)
+    if done.error is not None:
+        raise done.error
+    return {key: done.summary[key] for key in ("score", "review", "drift")}
 
 
 def _accounts(settings: Settings) -> dict[str, Any]:
@@ -191,9 +178,9 @@ def _accounts(settings: Settings) -> dict[str, Any]:
     return {"file": str(path), "users": [a.__dict__ for a in accounts]}
 
 
-def _models(settings: Settings, as_of: date) -> dict[str, Any]:
-    """Train and register a model, promote it as the first champion, and score ``as_of``."""
-    from models.cli import registry_from_settings, score_from_settings
+def _models(settings: Settings) -> dict[str, Any]:
+    """Train and register a model and promote it as the first champion (unless one exists)."""
+    from models.cli import registry_from_settings
     from models.policy import load_policy
     from models.train import train_from_settings
     from shouhu.errors import PromotionRefusedError
@@ -231,9 +218,6 @@ def _models(settings: Settings, as_of: date) -> dict[str, Any]:
     else:
         logger.info("champion version %d exists; reusing it", champion.version)
         out["train"] = {"model_version": champion.version, "reused_champion": True}
-    started = time.perf_counter()
-    out["score"] = score_from_settings(settings, as_of)
-    out["score"]["seconds"] = round(time.perf_counter() - started, 1)
     return out
 
 

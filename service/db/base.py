@@ -8,6 +8,8 @@ Nothing here reads settings: the app factory and the CLI pass the URL in.
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,6 +20,14 @@ from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+logger = logging.getLogger(__name__)
+
+#: WAL pages a connection of the service may leave before the commit that crosses the mark
+#: checkpoints (SQLite's default is 1000). The service checkpoints from a background thread
+#: (:class:`WalCheckpointer`) instead, so a request does not pay for copying the WAL into the
+#: database file and its fsync; this high mark only bounds the WAL if that thread falls behind.
+SERVICE_AUTOCHECKPOINT_PAGES = 20_000
 
 #: Constraint names Alembic can rely on, identical on SQLite and PostgreSQL.
 NAMING_CONVENTION: dict[str, str] = {
@@ -63,19 +73,24 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL: readers and the writer do not block each other. NORMAL sync is durable in WAL mode
-    # across application crashes (not power loss of the last commit), and keeps an audit insert
-    # at a fraction of a millisecond instead of an fsync per request.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
+def _sqlite_pragmas(autocheckpoint: int | None) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        # WAL: readers and the writer do not block each other. NORMAL sync is durable in WAL
+        # mode across application crashes (not power loss of the last commit), and keeps an
+        # audit insert at a fraction of a millisecond instead of an fsync per request.
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        if autocheckpoint is not None:
+            cursor.execute(f"PRAGMA wal_autocheckpoint={int(autocheckpoint)}")
+        cursor.close()
+
+    return on_connect
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+def make_engine(url: str, *, echo: bool = False, wal_autocheckpoint: int | None = None) -> Engine:
     """Create the engine of the operational database.
 
     Parameters
@@ -85,6 +100,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         the folder is created) or ``postgresql+psycopg://…``.
     echo : bool, default=False
         Log every statement (debugging only: statements carry pseudonymous ids, never names).
+    wal_autocheckpoint : int, optional
+        SQLite only: WAL pages after which a commit checkpoints (SQLite's 1000 by default).
+        The service raises it to :data:`SERVICE_AUTOCHECKPOINT_PAGES` and runs a
+        :class:`WalCheckpointer`.
 
     Returns
     -------
@@ -110,8 +129,77 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         kwargs["pool_pre_ping"] = True
     engine = create_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(wal_autocheckpoint))
     return engine
+
+
+def is_sqlite_file(engine: Engine) -> bool:
+    """Whether ``engine`` is SQLite on a file (not in memory): WAL and checkpoints apply."""
+    if engine.dialect.name != "sqlite":
+        return False
+    database = engine.url.database or ""
+    return database not in ("", ":memory:") and "mode=memory" not in database
+
+
+class WalCheckpointer:
+    """Checkpoint a SQLite WAL from a background thread, off the request path.
+
+    With SQLite's default, the commit that takes the WAL past 1000 pages copies it into the
+    database file and fsyncs it, inside whatever request made that commit: with an audit row
+    per child read, one request in a few dozen paid tens of milliseconds (more when the disk
+    is busy). Here a daemon thread runs ``PRAGMA wal_checkpoint(PASSIVE)`` every ``interval``
+    seconds instead; a passive checkpoint never blocks writers or readers, and the sqlite3
+    module releases the GIL while it copies and syncs, so requests keep running. The engine's
+    connections keep a high ``wal_autocheckpoint`` as a bound should the thread fall behind.
+
+    Parameters
+    ----------
+    engine : Engine
+        A SQLite engine on a file (see :func:`is_sqlite_file`).
+    interval : float, default=0.5
+        Seconds between checkpoints.
+    """
+
+    def __init__(self, engine: Engine, *, interval: float = 0.5) -> None:
+        self.engine = engine
+        self.interval = interval
+        self.checkpoints = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def checkpoint(self) -> tuple[int, int, int]:
+        """Run one passive checkpoint now; returns SQLite's (busy, WAL frames, frames copied)."""
+        with self.engine.connect() as connection:
+            row = connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+        self.checkpoints += 1
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.checkpoint()
+            except Exception:  # a failed checkpoint is retried; the requests never see it
+                logger.warning("WAL checkpoint failed; retrying", exc_info=True)
+
+    def start(self) -> WalCheckpointer:
+        """Start the thread (once); returns ``self``."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="shouhu-wal-checkpoint", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop the thread and checkpoint what is left (the WAL is small for the next start)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        try:
+            self.checkpoint()
+        except Exception:  # stopping must not fail because the file is busy
+            logger.warning("final WAL checkpoint failed", exc_info=True)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -139,8 +227,11 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 __all__ = [
     "NAMING_CONVENTION",
+    "SERVICE_AUTOCHECKPOINT_PAGES",
     "Base",
     "UTCDateTime",
+    "WalCheckpointer",
+    "is_sqlite_file",
     "make_engine",
     "make_session_factory",
     "session_scope",

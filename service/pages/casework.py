@@ -1,6 +1,7 @@
 """Pages to act: record a visit (and propose a tier), log a mandatory report, a supervisor's
 decision (confirm, override, answer a proposal), closing a hard-rule T1, the supervisor's
-queue and the alerts.
+queue and the alerts; and the supervisor's two pages of oversight: override rates by reviewer,
+tier and group per week (an unusually high rate highlighted), and the audit log of the area.
 
 Forms are validated by the API's own request schemas (``service.schemas.workflow``) and
 written by the API's own handlers (``service.routers.reviews``/``overrides``), so a form can
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -33,7 +35,8 @@ from service.deps import (
 from service.pages.common import Page, PageDep, is_htmx, rule_names
 from service.pages.rendering import CHINA
 from service.routers.alerts import list_alerts
-from service.routers.overrides import confirm_tier, create_override
+from service.routers.audit import list_audit_entries
+from service.routers.overrides import confirm_tier, create_override, override_stats
 from service.routers.reviews import (
     create_fall_confirmation,
     create_mandatory_report,
@@ -45,23 +48,45 @@ from service.schemas.workflow import (
     FallConfirmationCreate,
     MandatoryReportCreate,
     OverrideCreate,
+    RatePublic,
     ReviewCreate,
 )
 from service.workflow.codes import Activity, ReasonCode, VisitOutcome, label
 from service.workflow.context import check_tier, context_for, policy_role
 from service.workflow.reviews import pending_proposals
+from service.workflow.stats import (
+    FLAG_MIN_DECISIONS,
+    FLAG_RATE,
+    FLAG_RATIO,
+    GroupBy,
+    WeekTotal,
+    flag_rates,
+    week_totals,
+)
 from shouhu.errors import NotFoundError, ReviewRefusedError
 
 router = APIRouter(include_in_schema=False)
 
 FileReaderPage = Depends(require_page_role(*FILE_READERS))
 SupervisorPage = Depends(require_page_role(Role.SUPERVISOR))
+#: The roles the API lets read override rates (``GET /api/v1/overrides/stats``) ...
+RatesReaderPage = Depends(require_page_role(Role.SUPERVISOR, Role.ANALYST))
+#: ... and the audit log (``GET /api/v1/audit``).
+AuditReaderPage = Depends(require_page_role(Role.SUPERVISOR, Role.ADMIN))
 
 #: Form fields are short: the same bounds as the API's free text.
 Text = Annotated[str, Form(max_length=4000)]
 Code = Annotated[str, Form(max_length=40)]
 #: The fields a proposal or an override must fill in together with the tier.
 REASON_FIELDS = ("reason_code", "reason_text")
+#: An area code of the API's form (``AreaCode``), or empty: the form's "all of my area".
+AREA_OR_EMPTY = r"^([0-9]{4}([0-9]{2}([0-9]{3}([0-9]{3})?)?)?)?$"
+#: Periods the override-rate page offers (weeks back from now; the API allows 1-104).
+RATE_WEEKS = (4, 12, 26, 52)
+#: The groups of the girl and disability splits (``service.workflow.stats``), as labelled.
+RATE_GROUP_VALUES = ("girl", "boy", "yes", "no", "unknown")
+#: Audit entries per page: a phone scrolls through them, a desk sees a screenful.
+AUDIT_PAGE_SIZE = 50
 
 
 def _options(codes: type[Any], lang: str) -> list[tuple[str, str]]:
@@ -384,6 +409,130 @@ def page_queue(page: PageDep, session: SessionDep) -> HTMLResponse:
             "rules": rule_names(page.state.policy, page.lang),
         },
         section="queue",
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Oversight: override rates and the audit log
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RateCellView:
+    """One group's rate in a week, and whether it is flagged for a conversation."""
+
+    row: RatePublic
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class RateWeekView:
+    """One week of the override-rate page: its groups, newest week first, and its total."""
+
+    total: WeekTotal
+    cells: list[RateCellView]
+
+    @property
+    def flagged(self) -> bool:
+        """Any group of the week is flagged."""
+        return any(cell.flagged for cell in self.cells)
+
+
+def rate_weeks(rows: list[RatePublic]) -> list[RateWeekView]:
+    """The API's rate rows grouped by week, newest week first, each group flagged or not.
+
+    Parameters
+    ----------
+    rows : list of RatePublic
+        ``OverrideStats.rows`` (oldest week first, groups in order).
+
+    Returns
+    -------
+    list of RateWeekView
+    """
+    flags = flag_rates(rows)
+    totals = week_totals(rows)
+    cells: dict[str, list[RateCellView]] = {}
+    for row, flagged in zip(rows, flags, strict=True):
+        cells.setdefault(row.week, []).append(RateCellView(row, flagged))
+    return [RateWeekView(totals[week], cells[week]) for week in reversed(list(totals))]
+
+
+@router.get("/override-rates", name="page_override_rates", dependencies=[RatesReaderPage])
+def page_override_rates(
+    page: PageDep,
+    session: SessionDep,
+    by: Annotated[GroupBy, Query()] = GroupBy.REVIEWER,
+    weeks: Annotated[int, Query(ge=1, le=104)] = 12,
+    area: Annotated[str, Query(pattern=AREA_OR_EMPTY)] = "",
+) -> HTMLResponse:
+    """Override rates (overrides / decisions) per week in the caller's area, split by reviewer,
+    tier or group, through the API's own handler (the same numbers as
+    ``GET /api/v1/overrides/stats``); a high rate is highlighted."""
+    stats = override_stats(page.principal, session, by=by, weeks=weeks, area=area or None)
+    areas = page.state.snapshot.areas
+    townships = {r.group for r in stats.rows} if by is GroupBy.TOWNSHIP else set()
+    return page.render(
+        "override_rates.html",
+        {
+            "stats": stats,
+            "splits": [g.value for g in GroupBy],
+            "split_labels": {g.value: page.text(f"rates.by_{g.value}") for g in GroupBy},
+            "group_labels": {v: page.text(f"rates.group_{v}") for v in RATE_GROUP_VALUES},
+            "weeks": weeks,
+            "week_choices": sorted({*RATE_WEEKS, weeks}),
+            "chosen_area": area or "",
+            "area_options": areas.children_of(page.principal.area_code),
+            "weeks_shown": rate_weeks(stats.rows),
+            "township_names": {code: areas.name(code) for code in townships},
+            "flag_min": FLAG_MIN_DECISIONS,
+            "flag_rate": f"{FLAG_RATE:.0%}",
+            "flag_ratio": f"{FLAG_RATIO:g}",
+            "show_queue_link": page.principal.role is Role.SUPERVISOR,
+        },
+        section="rates",
+    )
+
+
+@router.get("/audit", name="page_audit", dependencies=[AuditReaderPage])
+def page_audit(
+    page: PageDep,
+    session: SessionDep,
+    child_id: Annotated[str, Query(max_length=64, pattern=r"^[A-Za-z0-9_.:-]*$")] = "",
+    username: Annotated[str, Query(max_length=64)] = "",
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> HTMLResponse:
+    """The audit log of the caller's area, newest first, a page at a time, through the API's
+    own handler (``GET /api/v1/audit``); filters by child and by user. Children appear by
+    their pseudonymous id only: the log holds no name or identity number."""
+    chosen_child, chosen_user = child_id.strip(), username.strip()
+    listing = list_audit_entries(
+        page.principal,
+        session,
+        area=None,
+        child_id=chosen_child or None,
+        username=chosen_user or None,
+        before_id=before,
+        limit=AUDIT_PAGE_SIZE,
+    )
+    filter_query = [
+        (key, value)
+        for key, value in (("child_id", chosen_child), ("username", chosen_user))
+        if value
+    ]
+    areas = page.state.snapshot.areas
+    return page.render(
+        "audit.html",
+        {
+            "listing": listing,
+            "filters": {"child_id": chosen_child, "username": chosen_user},
+            "filter_query": filter_query,
+            "before": before,
+            "area_names": {
+                e.area_code: areas.name(e.area_code) for e in listing.items if e.area_code
+            },
+        },
+        section="audit",
     )
 
 

@@ -61,14 +61,16 @@ class NavItem:
 #: spares people links that would answer "not permitted".
 NAV_BY_ROLE: dict[str, tuple[str, ...]] = {
     "caseworker": ("watchlist", "alerts", "model", "reports"),
-    "supervisor": ("watchlist", "queue", "alerts", "model", "reports"),
-    "analyst": ("watchlist", "model", "reports"),
-    "admin": ("model", "reports"),
+    "supervisor": ("watchlist", "queue", "alerts", "rates", "audit", "model", "reports"),
+    "analyst": ("watchlist", "rates", "model", "reports"),
+    "admin": ("model", "audit", "reports"),
 }
 _NAV_HREF = {
     "watchlist": "/watchlist",
     "queue": "/queue",
     "alerts": "/alerts",
+    "rates": "/override-rates",
+    "audit": "/audit",
     "model": "/model",
     "reports": "/reports",
 }

@@ -1,5 +1,6 @@
 """Pages to read: sign-in, the watch list, a child's file with its explanation, the model and
-policy, and the monitoring reports.
+policy, the monitoring reports, and the one page to act on a report: a supervisor's approval
+of a re-evaluation's challenger (``/promotion/<quarter>``).
 
 Each handler checks the role with the API's guard (``require_page_role``), resolves a child
 with :data:`~service.deps.PageVisibleChild` (404 outside the caller's area, one audit entry
@@ -18,6 +19,16 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Depends, Form, Path, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
+from models.promotion import (
+    APPROVAL_EVENT,
+    approvals,
+    approve_promotion,
+    read_reevaluation,
+    reevaluations,
+    review_approval,
+)
+from service import audit
+from service.areas import area_level
 from service.deps import (
     FILE_READERS,
     SCORE_READERS,
@@ -25,16 +36,18 @@ from service.deps import (
     CsrfDep,
     OptionalPagePrincipalDep,
     PageVisibleChild,
+    Principal,
     Role,
     SessionDep,
     StateDep,
+    access_of,
     page_csrf_token,
     require_page_role,
     sign_in,
     sign_out,
 )
 from service.i18n import as_lang
-from service.pages.common import PageDep, is_htmx, rule_names
+from service.pages.common import Page, PageDep, is_htmx, rule_names
 from service.pages.rendering import LANG_COOKIE, page_lang, render, safe_next
 from service.repository.children import child_file
 from service.repository.explanations import explanation, waterfall_png
@@ -44,12 +57,20 @@ from service.routers.watchlist import get_watchlist
 from service.schemas.common import TierCode
 from service.workflow.context import context_for
 from service.workflow.reviews import tier_in_force
-from shouhu.errors import NotFoundError
+from shouhu.errors import (
+    NotFoundError,
+    PermissionDeniedError,
+    PromotionRefusedError,
+    RegistryError,
+)
 
 router = APIRouter(include_in_schema=False)
 
 ScoreReaderPage = Depends(require_page_role(*SCORE_READERS))
 FileReaderPage = Depends(require_page_role(*FILE_READERS))
+#: Who reads a re-evaluation's approval page (no child data on it); only some may approve.
+PromotionReaderPage = Depends(require_page_role(Role.SUPERVISOR, Role.ANALYST, Role.ADMIN))
+SupervisorPage = Depends(require_page_role(Role.SUPERVISOR))
 
 #: Rows per watch-list page: a phone screen scrolls through about ten, a desk sees more.
 PAGE_SIZE = 25
@@ -57,6 +78,13 @@ PAGE_SIZE = 25
 DONE_NOTICES = ("review", "decision", "closure", "report")
 #: Files of the monitoring folder listed on the reports page.
 REPORT_SUFFIXES = (".html", ".json", ".md", ".csv", ".png")
+#: Folder depths listed: drift reports one level down, re-evaluations two
+#: (``reevaluation/<quarter>/reevaluation.html``).
+REPORT_GLOBS = ("*", "*/*", "*/*/*")
+#: One model tiers every child of the data home's county: only a supervisor whose area is a
+#: county or the city above it approves a new one (a township supervisor sees part of it).
+APPROVER_LEVELS = ("city", "county")
+QUARTER_PATTERN = r"^[0-9]{4}Q[1-4]$"
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,7 +396,7 @@ class ReportFile:
 
 
 def list_reports(folder: FilePath) -> list[ReportFile]:
-    """Files of ``folder`` (and one level of sub-folders) worth opening, newest first.
+    """Files of ``folder`` (and two levels of sub-folders) worth opening, newest first.
 
     Parameters
     ----------
@@ -383,7 +411,7 @@ def list_reports(folder: FilePath) -> list[ReportFile]:
     if not folder.is_dir():
         return []
     found: list[ReportFile] = []
-    for path in [*folder.glob("*"), *folder.glob("*/*")]:
+    for path in [p for pattern in REPORT_GLOBS for p in folder.glob(pattern)]:
         if path.is_file() and path.suffix.lower() in REPORT_SUFFIXES and not path.is_symlink():
             stat = path.stat()
             found.append(
@@ -400,7 +428,8 @@ def list_reports(folder: FilePath) -> list[ReportFile]:
 
 @router.get("/reports", name="page_reports")
 def page_reports(page: PageDep) -> HTMLResponse:
-    """Drift, data-quality and re-evaluation reports that exist under the monitoring folder."""
+    """Drift, data-quality and re-evaluation reports that exist under the monitoring folder,
+    with each quarter's re-evaluation and a way to its approval page."""
     folder = page.state.settings.monitoring_dir
     reports = list_reports(folder)
     latest_drift = next(
@@ -408,9 +437,162 @@ def page_reports(page: PageDep) -> HTMLResponse:
     )
     return page.render(
         "reports.html",
-        {"reports": reports, "latest_drift": latest_drift},
+        {
+            "reports": reports,
+            "latest_drift": latest_drift,
+            "reevaluations": reevaluations(folder),
+            "can_review": page.principal.role in {Role.SUPERVISOR, Role.ANALYST, Role.ADMIN},
+        },
         section="reports",
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Approving a re-evaluation's challenger
+# --------------------------------------------------------------------------------------------
+
+
+def may_approve(principal: Principal) -> bool:
+    """Whether ``principal`` may approve a promotion: a supervisor of a county or above."""
+    return principal.role is Role.SUPERVISOR and area_level(principal.area_code) in APPROVER_LEVELS
+
+
+def _registry_champion(page: Page) -> tuple[int | None, bool]:
+    """The registry's champion version now, and whether the registry answered."""
+    registry = page.state.registry
+    if registry is None:
+        return None, False
+    try:
+        champion = registry.champion_info()
+    except Exception:  # any failure to reach MLflow: the page says so instead of failing
+        return None, False
+    return (None if champion is None else champion.version), True
+
+
+def _moment(value: object) -> datetime | None:
+    """An ISO 8601 time from a report or log line (``None`` when absent or malformed)."""
+    try:
+        return datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _promotion_page(
+    page: Page,
+    quarter: str,
+    *,
+    reason: str = "",
+    errors: list[str] | None = None,
+    refused: str | None = None,
+    status_code: int = 200,
+    notices: list[dict[str, str]] | None = None,
+) -> HTMLResponse:
+    state = page.state
+    folder = state.settings.monitoring_dir
+    payload = read_reevaluation(folder, quarter)
+    if payload is None:
+        raise NotFoundError(f"no re-evaluation of {quarter}")
+    current, reachable = _registry_champion(page)
+    review = review_approval(payload, current_champion=current, monitoring_dir=folder)
+    version = review.challenger_version
+    approved = [
+        entry
+        for entry in approvals(folder)
+        if (entry.get("reevaluation") or {}).get("quarter") == review.quarter
+        and entry.get("version") == version
+    ]
+    last = approved[-1] if approved else None
+    listed = {r.path for r in list_reports(folder)}
+    report = FilePath(str(review.report or ""))
+    relative = report.relative_to(folder).as_posix() if report.is_relative_to(folder) else ""
+    return page.render(
+        "promotion.html",
+        {
+            "review": review,
+            "checks": payload.get("checks") or [],
+            "notes": payload.get("notes") or [],
+            "report_href": f"/reports/{relative}" if relative in listed else None,
+            "reachable": reachable,
+            "approved": last,
+            "approved_at": _moment(None if last is None else last.get("promoted_at")),
+            "created_at": _moment(review.created_at),
+            "served_version": state.model_version,
+            "served_name": state.model_name,
+            "refresh_seconds": state.settings.service.refresh_seconds,
+            "can_approve": may_approve(page.principal) and reachable and review.approvable,
+            "approver_role": may_approve(page.principal),
+            "reason": reason,
+            "errors": errors or [],
+            "refused": refused,
+        },
+        section="reports",
+        status_code=status_code,
+        notices=notices,
+    )
+
+
+Quarter = Annotated[str, Path(pattern=QUARTER_PATTERN, description="e.g. 2025Q3")]
+
+
+@router.get("/promotion/{quarter}", name="page_promotion", dependencies=[PromotionReaderPage])
+def page_promotion(
+    page: PageDep,
+    quarter: Quarter,
+    done: Annotated[str | None, Query(max_length=16)] = None,
+) -> HTMLResponse:
+    """A re-evaluation's recommendation, its challenger, what blocks an approval, and (for a
+    supervisor of a county or above) the form to approve it with a written reason."""
+    notices = []
+    if done == "approved":
+        notices.append({"kind": "ok", "text": page.text("promotion.done")})
+    return _promotion_page(page, quarter, notices=notices)
+
+
+@router.post(
+    "/promotion/{quarter}/{version}",
+    name="page_promotion_approve",
+    dependencies=[SupervisorPage, CsrfDep],
+)
+def page_promotion_approve(
+    page: PageDep,
+    session: SessionDep,
+    quarter: Quarter,
+    version: Annotated[int, Path(ge=1, le=1_000_000)],
+    reason: Annotated[str, Form(max_length=4000)] = "",
+) -> Response:
+    """Approve the challenger (``models.promotion.approve_promotion``: the same function as
+    ``shouhu monitoring approve``) and record it in the audit log; a refusal shows the page
+    again with the reason, is audited as ``refused``, and changes nothing."""
+    principal, state = page.principal, page.state
+    if not may_approve(principal):
+        raise PermissionDeniedError("a model is approved by a supervisor of a county or above")
+    if state.registry is None:
+        raise RegistryError("the model registry is not available to this service")
+    if not reason.strip():
+        return _promotion_page(page, quarter, errors=["reason_text"], status_code=422)
+    access = access_of(page.request)
+    try:
+        approve_promotion(
+            state.registry,
+            state.policy,
+            state.settings.monitoring_dir,
+            quarter=quarter,
+            version=version,
+            approver=principal.username,
+            reason=reason,
+        )
+    except PromotionRefusedError as exc:
+        audit.record(
+            session,
+            principal,
+            access,
+            action=APPROVAL_EVENT,
+            area_code=principal.area_code,
+            outcome="refused",
+        )
+        return _promotion_page(page, quarter, reason=reason, refused=exc.message, status_code=409)
+    audit.record(session, principal, access, action=APPROVAL_EVENT, area_code=principal.area_code)
+    return RedirectResponse(f"/promotion/{quarter}?done=approved", status_code=303)
 
 
 @router.get("/reports/{path:path}", name="page_report_file")
@@ -429,4 +611,12 @@ def page_report_file(page: PageDep, path: str) -> FileResponse:
     return FileResponse(target, media_type=media, headers={"Cache-Control": "no-store"})
 
 
-__all__ = ["DONE_NOTICES", "PAGE_SIZE", "ReportFile", "list_reports", "router"]
+__all__ = [
+    "APPROVER_LEVELS",
+    "DONE_NOTICES",
+    "PAGE_SIZE",
+    "ReportFile",
+    "list_reports",
+    "may_approve",
+    "router",
+]

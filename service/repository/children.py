@@ -3,8 +3,10 @@
 The profile and timeline come from the raw tables of the feature store, each record in its
 newest version (a correction is a later-recorded row with the same natural key); the score
 history from the score store (the newest run of each scored date); reviews from the workflow
-tables. Both DuckDB files are opened read-only for the request and closed at once (see
-``service.snapshot`` for why nothing is held open).
+tables. The snapshot holds the first two in memory (``service.repository.records``); when a
+store file changed after the snapshot was built, both DuckDB files are opened read-only for
+the request and closed at once instead (see ``service.snapshot`` for why nothing is held
+open), so the file always shows what the stores hold.
 """
 
 from __future__ import annotations
@@ -12,14 +14,20 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, TypeAlias
 
 import duckdb
 import pandas as pd
 from sqlalchemy.orm import Session
 
-from features.rawstore import raw_table, stored_columns
 from features.schema import TABLES_BY_NAME, Column, TableSpec
+from service.repository.records import (
+    TIMELINE_TABLES,
+    ChildRecords,
+    has_history,
+    history_sql,
+    latest_rows_sql,
+)
 from service.schemas.children import (
     AreaPublic,
     ChildFilePublic,
@@ -33,18 +41,8 @@ from service.schemas.common import Lang
 from service.state import ServiceState
 from shouhu.errors import NotFoundError
 
-#: Tables on the timeline, with the field that names what happened; attendance weeks only
-#: when a day was missed without reason.
-TIMELINE_TABLES: dict[str, str] = {
-    "guardianship": "caregiver_relation",
-    "visits": "visitor_role",
-    "enrolments": "enrol_status",
-    "attendance": "unexcused_days",
-    "results": "average_score",
-    "school_events": "kind",
-    "screenings": "positive",
-    "incidents": "incident_type",
-}
+#: Where a child's records are read: the snapshot's records, or a store opened for the request.
+Source: TypeAlias = "ChildRecords | duckdb.DuckDBPyConnection"
 _HIDDEN = {"child_id", "household_pid", "recorded_at", "_seq", "_file_id", "_row", "_row_hash"}
 _PROFILE_FIELDS = (
     "household_pid",
@@ -79,35 +77,19 @@ def _scalar(value: Any) -> Scalar:
 
 
 def _latest(
-    con: duckdb.DuckDBPyConnection, spec: TableSpec, child_id: str, since: date | None
+    source: Source, spec: TableSpec, child_id: str, since: date | None
 ) -> list[dict[str, Any]]:
     """The child's rows of one table, each natural key in its newest version, newest first."""
-    columns = [name for name, _ in stored_columns(spec)]
-    keys = [c for c in (_stored(spec, k) for k in spec.key) if c]
-    event = spec.event_time
-    partition = ", ".join(keys) if keys else "_seq"
+    if isinstance(source, ChildRecords):
+        return source.rows(spec.name, child_id, since)
     where = ["child_id = $child"]
     params: dict[str, Any] = {"child": child_id}
     if since is not None:
-        where.append(f"{event} >= $since")
+        where.append(f"{spec.event_time} >= $since")
         params["since"] = since
-    if spec.name == "attendance":
-        where.append("unexcused_days > 0")
-    query = (
-        f"SELECT {', '.join(columns)} FROM {raw_table(spec)} WHERE {' AND '.join(where)} "
-        f"QUALIFY row_number() OVER (PARTITION BY {partition} "
-        "ORDER BY recorded_at DESC, _seq DESC) = 1 "
-        f"ORDER BY {event} DESC, recorded_at DESC"
-    )
-    cursor = con.execute(query, params)
+    cursor = source.execute(latest_rows_sql(spec, where), params)
     names = [d[0] for d in cursor.description or ()]
     return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-
-
-def _stored(spec: TableSpec, name: str) -> str | None:
-    from features.rawstore import stored_name
-
-    return stored_name(spec.column(name))
 
 
 def _label(column: Column, value: Any, lang: Lang) -> str:
@@ -129,15 +111,13 @@ def _title(spec: TableSpec, row: Mapping[str, Any], lang: Lang) -> str:
     return f"{head} · {label}: {_label(column, row.get(field), lang)}"
 
 
-def timeline(
-    con: duckdb.DuckDBPyConnection, child_id: str, since: date | None, lang: Lang
-) -> list[TimelineEvent]:
+def timeline(source: Source, child_id: str, since: date | None, lang: Lang) -> list[TimelineEvent]:
     """Every dated record of the child since ``since``, newest first.
 
     Parameters
     ----------
-    con : duckdb.DuckDBPyConnection
-        The feature store, read-only.
+    source : ChildRecords or duckdb.DuckDBPyConnection
+        The snapshot's records, or the feature store (read-only).
     child_id : str
         The child.
     since : date or None
@@ -155,7 +135,7 @@ def timeline(
     events: list[TimelineEvent] = []
     for name in TIMELINE_TABLES:
         spec = TABLES_BY_NAME[name]
-        for row in _latest(con, spec, child_id, since):
+        for row in _latest(source, spec, child_id, since):
             when = row.get(spec.event_time)
             if not isinstance(when, date):
                 continue
@@ -177,23 +157,23 @@ def timeline(
     return events
 
 
-def profile(
-    con: duckdb.DuckDBPyConnection, state: ServiceState, child_id: str, today: date
-) -> ProfilePublic:
+def profile(source: Source, state: ServiceState, child_id: str, today: date) -> ProfilePublic:
     """The child's registry file in its newest version, with the current guardianship.
+
+    ``source`` is the snapshot's records or the feature store (read-only).
 
     Raises
     ------
     NotFoundError
         If the registry has no row for the child.
     """
-    registry = _latest(con, TABLES_BY_NAME["children"], child_id, None)
+    registry = _latest(source, TABLES_BY_NAME["children"], child_id, None)
     if not registry:
         raise NotFoundError(f"child {child_id} not found")
     newest = max(
         registry, key=lambda r: (r.get("registered_date") or date.min, r.get("recorded_at"))
     )
-    guardianship = _latest(con, TABLES_BY_NAME["guardianship"], child_id, None)
+    guardianship = _latest(source, TABLES_BY_NAME["guardianship"], child_id, None)
     birth = newest.get("birth_date")
     age = None
     if isinstance(birth, date):
@@ -280,23 +260,20 @@ def history_item(row: Mapping[str, Any], lang: Lang) -> ScoreHistoryItem:
 
 
 def score_history(
-    con: duckdb.DuckDBPyConnection | None, child_id: str, lang: Lang
+    source: ChildRecords | duckdb.DuckDBPyConnection | None, child_id: str, lang: Lang
 ) -> list[ScoreHistoryItem]:
-    """The child's score in the newest run of every scored date, newest first."""
-    if con is None:
+    """The child's score in the newest run of every scored date, newest first.
+
+    ``source`` is the snapshot's records or the score store (``None``: nothing scored).
+    """
+    if source is None:
         return []
-    exists = con.execute(
-        "SELECT COUNT(*) FROM duckdb_tables() WHERE table_name IN ('scores', 'scoring_runs')"
-    ).fetchall()
-    if int(exists[0][0]) < 2:
+    if isinstance(source, ChildRecords):
+        return [history_item(row, lang) for row in source.score_history(child_id)]
+    if not has_history(source):
         return []
-    table = con.sql(
-        "SELECT s.as_of, s.run_id, s.scored_at, s.tier, s.tier_source, s.p_any, s.p_low, "
-        "s.p_high, s.rules_fired, s.reasons, s.model_name, s.model_version, s.policy_version "
-        "FROM scores s JOIN (SELECT run_id FROM scoring_runs QUALIFY row_number() OVER "
-        "(PARTITION BY as_of ORDER BY scored_at DESC) = 1) r USING (run_id) "
-        "WHERE s.child_id = $child ORDER BY s.as_of DESC",
-        params={"child": child_id},
+    table = source.sql(
+        history_sql("WHERE s.child_id = $child"), params={"child": child_id}
     ).to_arrow_table()
     return [history_item(row, lang) for row in table.to_pylist()]
 
@@ -350,8 +327,23 @@ def reviews(session: Session, state: ServiceState, child_id: str) -> list[Review
     return out
 
 
+def current_records(state: ServiceState) -> ChildRecords | None:
+    """The snapshot's records if they still hold what the stores hold (``None`` when a store
+    file changed since the snapshot was built, or it has none: read the stores)."""
+    records = state.snapshot.records
+    if records is None or state.stores_changed():
+        return None
+    return records
+
+
 def child_file(
-    state: ServiceState, session: Session, child_id: str, lang: Lang, months: int
+    state: ServiceState,
+    session: Session,
+    child_id: str,
+    lang: Lang,
+    months: int,
+    *,
+    records: ChildRecords | None = None,
 ) -> ChildFilePublic:
     """Everything the caller may see of one child (the caller's area was checked before).
 
@@ -367,6 +359,9 @@ def child_file(
         Language of titles and reasons.
     months : int
         How far back the timeline goes from the snapshot's date.
+    records : ChildRecords, optional
+        Read these (from :func:`current_records`); by default the snapshot's records when
+        current, else the stores (DuckDB, read-only, for this request).
 
     Returns
     -------
@@ -375,11 +370,19 @@ def child_file(
     """
     today = state.snapshot.as_of or date.today()
     since = today - timedelta(days=round(months * 30.44))
-    with state.feature_store() as con:
-        prof = profile(con, state, child_id, today)
-        events = timeline(con, child_id, since, lang)
-    with state.score_store() as scores_con:
-        history = score_history(scores_con, child_id, lang)
+    if records is None:
+        records = current_records(state)
+    if records is not None:
+        prof = profile(records, state, child_id, today)
+        events = timeline(records, child_id, since, lang)
+        history = score_history(records, child_id, lang)
+    else:
+        # A store changed since the snapshot: read what it holds now.
+        with state.feature_store() as con:
+            prof = profile(con, state, child_id, today)
+            events = timeline(con, child_id, since, lang)
+        with state.score_store() as scores_con:
+            history = score_history(scores_con, child_id, lang)
     board = state.snapshot.board
     pos = board.row_of.get(child_id)
     current = (
@@ -398,4 +401,12 @@ def child_file(
     )
 
 
-__all__ = ["child_file", "history_item", "profile", "reviews", "score_history", "timeline"]
+__all__ = [
+    "child_file",
+    "current_records",
+    "history_item",
+    "profile",
+    "reviews",
+    "score_history",
+    "timeline",
+]

@@ -1,8 +1,9 @@
 """The watch list: the run in force for the caller's area, ranked and filtered.
 
 Ranked by tier (T1 first), then calibrated risk (highest first), then days overdue (most
-first), then child id. Days overdue come from the workflow's open tasks past their due date
-(``service.workflow.tasks.overdue_by_child``).
+first), then child id. Days overdue come from the workflow's open tasks past their due date,
+held in memory by ``ServiceState.open_tasks`` (``service.workflow.tasks.OpenTaskIndex``, the
+same answer as ``overdue_by_child`` without a query over the task history per request).
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ def overdue_by_child(
 ) -> dict[str, Overdue]:
     """Children of ``scope`` with open tasks past their due date (the workflow's tasks).
 
-    Returns an empty mapping while the workflow tables do not exist.
+    Answered by the state's in-memory task index, which catches up with the committed rows
+    first; an empty mapping while the workflow tables do not exist. ``session`` is kept for
+    callers that pass one (the index reads through its own connection).
     """
-    if not state.has_table("tasks"):
+    index = state.open_tasks()
+    if index is None:
         return {}
-    from service.workflow.tasks import overdue_by_child as overdue_summaries
-
-    found = overdue_summaries(session, now=now or utcnow(), area_code=scope)
+    found = index.overdue(now=now or utcnow(), area_code=scope)
     return {
         child: Overdue(max(0, int(summary.max_days_overdue)), summary.overdue_tasks)
         for child, summary in found.items()

@@ -1,10 +1,16 @@
-"""Why a child is scored as it is: ``/explanation`` (JSON) and ``/explanation.png``."""
+"""Why a child is scored as it is: ``/explanation`` (JSON) and ``/explanation.png``.
+
+The JSON explanation is ``async`` (computed from the snapshot in memory) unless the ledger
+evidence is asked for, which reads the feature store in the thread pool; the chart is drawn
+in the thread pool.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from service.deps import SCORE_READERS, Principal, StateDep, VisibleChild, require_role
@@ -18,7 +24,7 @@ ScoreReader = Annotated[Principal, Depends(require_role(*SCORE_READERS))]
 
 
 @router.get("/{child_id}/explanation", name="get_explanation", response_model=ExplanationPublic)
-def get_explanation(
+async def get_explanation(
     principal: ScoreReader,
     child: VisibleChild,
     state: StateDep,
@@ -28,13 +34,18 @@ def get_explanation(
     evidence: Annotated[bool, Query(description="cite the ledger records")] = False,
 ) -> ExplanationPublic:
     """Rules fired and the reasons by domain, in the caller's language."""
+    if evidence:
+        return await run_in_threadpool(
+            explanation,
+            state,
+            child.child_id,
+            lang or principal.lang,
+            top=top,
+            per_domain=per_domain,
+            with_evidence=True,
+        )
     return explanation(
-        state,
-        child.child_id,
-        lang or principal.lang,
-        top=top,
-        per_domain=per_domain,
-        with_evidence=evidence,
+        state, child.child_id, lang or principal.lang, top=top, per_domain=per_domain
     )
 
 

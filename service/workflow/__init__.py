@@ -4,8 +4,10 @@
   completion by reviews, overdue detection;
 - :mod:`~service.workflow.reviews`: visit outcomes and proposals, mandatory reports,
   supervisors' confirmations and overrides (never below a floor or a hard rule), fall
-  confirmations (a hard-rule T1 closes only by a supervisor), the history;
-- :mod:`~service.workflow.stats`: override rates per week by reviewer, tier and group;
+  confirmations (a hard-rule T1 closes only by a supervisor), the history, and the overrides
+  in force and confirmations the next scoring run takes (``shouhu weekly``);
+- :mod:`~service.workflow.stats`: override rates per week by reviewer, tier and group, and
+  which of them are high enough to ask about;
 - :mod:`~service.workflow.alerts`: alerts after each scoring run, deduplicated, and the feed;
 - :mod:`~service.workflow.webhook`: signed webhook delivery with bounded retries;
 - :mod:`~service.workflow.doc`: the generated parts of ``docs/human-review.md``.

@@ -93,7 +93,7 @@ def _date(value: Any) -> date:
     return pd.Timestamp(value).date()
 
 
-def _model_version(value: Any) -> int | None:
+def _optional_int(value: Any) -> int | None:
     if value is None or value is pd.NA or (isinstance(value, float) and value != value):
         return None
     return int(value)
@@ -107,6 +107,7 @@ def _reasons(
     new_hard: Sequence[str],
     labels: list[str],
     model_reasons: Any,
+    override_id: int | None = None,
 ) -> tuple[dict[str, Any], ...]:
     rules = {r.name: r for r in policy.rules}
     out: list[dict[str, Any]] = []
@@ -130,6 +131,17 @@ def _reasons(
                 "to": tier.value,
                 "zh": f"风险等级由{old.zh}升至{new.zh}",
                 "en": f"the tier rose from {old.en} to {new.en}",
+            }
+        )
+    if override_id is not None:
+        # A reviewer's override, not the engine, set this tier: the caseworker still acts on
+        # it, and the reader should know whose decision it was.
+        out.append(
+            {
+                "kind": "override",
+                "override_id": override_id,
+                "zh": f"该等级由督导员人工调整(调整记录 #{override_id})",
+                "en": f"the tier was set by a supervisor's override (override #{override_id})",
             }
         )
     for fired in parse_rule_labels(labels):
@@ -205,6 +217,7 @@ def detect_alerts(
                 prev_hard[child] = {"*"}  # every current hard rule counts as continuing
     has_reasons = "reasons" in current.columns
     has_model = "model_version" in current.columns
+    has_override = "override_id" in current.columns
     found: list[AlertCandidate] = []
     for row in current.to_dict("records"):
         child = str(row["child_id"])
@@ -236,9 +249,10 @@ def detect_alerts(
                     new_hard,
                     labels,
                     row["reasons"] if has_reasons else None,
+                    _optional_int(row["override_id"]) if has_override else None,
                 ),
                 policy_version=str(row["policy_version"]),
-                model_version=_model_version(row["model_version"]) if has_model else None,
+                model_version=_optional_int(row["model_version"]) if has_model else None,
             )
         )
     return found

@@ -46,35 +46,6 @@ def _emit(payload: dict[str, Any], json_out: bool) -> None:
             typer.echo(f"{key}: {value}", err=True)
 
 
-def webhook_config(settings: Settings) -> WebhookConfig | None:
-    """The webhook of ``settings.service`` (``None`` when no URL is set).
-
-    Raises
-    ------
-    ConfigError
-        If a URL is set without a secret (an unsigned alert could be forged), or is malformed.
-    """
-    from service.workflow.webhook import WebhookConfig
-    from shouhu.errors import ConfigError
-
-    service = settings.service
-    if not service.webhook_url:
-        return None
-    if service.webhook_secret is None or not service.webhook_secret.get_secret_value():
-        raise ConfigError(
-            "SHOUHU_SERVICE__WEBHOOK_URL is set but SHOUHU_SERVICE__WEBHOOK_SECRET is not: "
-            "alerts are only sent signed"
-        )
-    try:
-        return WebhookConfig(
-            url=service.webhook_url,
-            secret=service.webhook_secret.get_secret_value(),
-            retries=service.webhook_retries,
-        )
-    except ValueError as exc:
-        raise ConfigError(f"webhook: {exc}") from None
-
-
 def _deliver(settings: Settings, config: WebhookConfig | None) -> dict[str, int] | None:
     if config is None:
         return None
@@ -109,6 +80,7 @@ def after_run_from_settings(
     from models.policy import load_policy
     from service.workflow.alerts import process_run
     from service.workflow.runs import load_runs
+    from shouhu.webhook import webhook_config
 
     config = webhook_config(settings) if deliver else None
     policy = load_policy(settings.policy.file)
@@ -151,6 +123,7 @@ def deliver_command(
     """Send every alert the webhook has not accepted yet (bounded retries each)."""
     from shouhu.errors import ConfigError
     from shouhu.settings import get_settings
+    from shouhu.webhook import webhook_config
 
     settings = get_settings()
     config = webhook_config(settings)
@@ -227,4 +200,4 @@ def doc(
     typer.echo(f"{out}: {'rewritten' if changed else 'already current'}", err=True)
 
 
-__all__ = ["app", "webhook_config"]
+__all__ = ["app"]

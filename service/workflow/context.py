@@ -1,8 +1,9 @@
 """What the workflow needs to know about a child and a reviewer, and the floor check.
 
-A :class:`ChildContext` is the child's latest scoring (tier, the rules that fired, whether a
-hard rule holds it in T1, whether a fall awaits confirmation) plus its groups; the service's
-repository builds it from the score store (:func:`context_from_score_row`). The floor check
+A :class:`ChildContext` is the child's latest scoring (the engine's tier and the tier the run
+put in force with any override, the rules that fired, whether a hard rule holds it in T1,
+whether a fall awaits confirmation) plus its groups; the service's repository builds it from
+the score store (:func:`context_from_score_row`). The floor check
 (:func:`check_tier`) does not re-implement the tier policy: it asks
 ``models.tiers.decide_tier`` what an override to the requested tier would give, so an
 override can never go below a floor or a hard rule, nor lower a hard-rule T1 without the
@@ -70,7 +71,8 @@ class ChildContext:
     village_code, township_code : str
         Area codes (12 and 9 digits).
     tier : Tier
-        The tier the latest scoring run decided.
+        The engine's tier in the latest scoring run: rules, model and hysteresis, before any
+        override. It is what a supervisor confirms, and what an override differs from.
     rules_fired : tuple of str
         That run's rule labels (``hard:<rule>``, ``floor:<tier>:<rule>``).
     hard_rule_t1 : bool
@@ -85,6 +87,9 @@ class ChildContext:
         When it ran (UTC); a decision made after this is in force until the next run.
     girl, disability : bool or None
         Group membership for the override statistics (``None``: unknown).
+    run_tier : Tier or None
+        The tier the run put in force, with the override in force it applied; ``None`` when
+        it is ``tier`` (no override, or a run from before runs recorded the engine's tier).
     """
 
     child_id: str
@@ -99,11 +104,17 @@ class ChildContext:
     scored_at: datetime | None = None
     girl: bool | None = None
     disability: bool | None = None
+    run_tier: Tier | None = None
 
     def __post_init__(self) -> None:
         if self.hard_rule_t1 and self.tier is not Tier.T1:
             raise ValueError(f"hard_rule_t1 is set but the tier is {self.tier}")
         parse_rule_labels(self.rules_fired)  # fail early on a malformed label
+
+    @property
+    def tier_of_run(self) -> Tier:
+        """The tier the latest run put in force (the engine's, or the override it applied)."""
+        return self.tier if self.run_tier is None else self.run_tier
 
     @property
     def hard_rules(self) -> tuple[str, ...]:
@@ -167,7 +178,8 @@ def context_from_score_row(
     ----------
     row : mapping
         ``child_id``, ``village_code``, ``township_code``, ``tier``, ``rules_fired``,
-        ``hard_rule_t1``, ``awaiting_confirmation`` and optionally ``run_id``, ``as_of``,
+        ``hard_rule_t1``, ``awaiting_confirmation`` and optionally ``computed_tier`` (the
+        engine's tier before an override; ``tier`` is then the run's), ``run_id``, ``as_of``,
         ``scored_at``.
     girl, disability : bool, optional
         The child's groups, from the child's profile.
@@ -187,11 +199,16 @@ def context_from_score_row(
     elif isinstance(as_of, datetime):
         as_of = as_of.date()
     rules = row.get("rules_fired")
+    in_run = Tier(str(row["tier"]))
+    computed = row.get("computed_tier")
+    # Runs from before the engine's tier was stored hold it as ``tier`` (no override applied).
+    engine = in_run if computed is None or _flag(computed) is None else Tier(str(computed))
     return ChildContext(
         child_id=str(row["child_id"]),
         village_code=str(row["village_code"]),
         township_code=str(row["township_code"]),
-        tier=Tier(str(row["tier"])),
+        tier=engine,
+        run_tier=None if engine is in_run else in_run,
         rules_fired=tuple(str(r) for r in (rules if rules is not None else ())),
         hard_rule_t1=bool(_flag(row.get("hard_rule_t1"))),
         awaiting_confirmation=bool(_flag(row.get("awaiting_confirmation"))),

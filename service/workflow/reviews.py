@@ -79,7 +79,8 @@ def tier_in_force(session: Session, context: ChildContext) -> Tier:
     """The child's tier now: a decision made after the latest scoring run, else that run's.
 
     A decision stays in force until the next run; a run that takes the decisions in force
-    (:func:`overrides_for_scoring`) keeps an override from then on.
+    (:func:`overrides_for_scoring`) keeps an override from then on, and its tier is the
+    override's (``ChildContext.tier_of_run``).
     """
     decision = latest_decision(session, context.child_id)
     if (
@@ -88,7 +89,7 @@ def tier_in_force(session: Session, context: ChildContext) -> Tier:
         and (context.scored_at is None or decision.created_at > context.scored_at)
     ):
         return Tier(decision.decided_tier)
-    return context.tier
+    return context.tier_of_run
 
 
 def _review(
@@ -634,11 +635,17 @@ def overrides_for_scoring(session: Session) -> pd.DataFrame:
     An override is in force while it is the child's newest decision (a later *confirm* ends
     it). The scoring run applies it last, never below a floor or a hard rule.
 
+    Parameters
+    ----------
+    session : Session
+        The operational database.
+
     Returns
     -------
     DataFrame
         ``child_id``, ``tier``, ``role`` (``caseworker``/``supervisor``), ``reviewer``
-        (``user:<id>``, no name), ``reason`` (``<code>: <text>``).
+        (``user:<id>``, no name), ``reason`` (``<code>: <text>``) and ``override_id`` (the
+        run records which override it applied).
     """
     ranked = (
         select(
@@ -667,10 +674,13 @@ def overrides_for_scoring(session: Session) -> pd.DataFrame:
             "role": o.reviewer_role,
             "reviewer": f"user:{o.reviewer_id}",
             "reason": f"{o.reason_code}: {o.reason_text}",
+            "override_id": o.id,
         }
         for o in rows
     ]
-    return pd.DataFrame(records, columns=["child_id", "tier", "role", "reviewer", "reason"])
+    return pd.DataFrame(
+        records, columns=["child_id", "tier", "role", "reviewer", "reason", "override_id"]
+    )
 
 
 def confirmations_for_scoring(session: Session, since: datetime | None) -> pd.DataFrame:
@@ -686,21 +696,27 @@ def confirmations_for_scoring(session: Session, since: datetime | None) -> pd.Da
     Returns
     -------
     DataFrame
-        ``child_id``, ``confirmed_by`` (the most senior role that confirmed).
+        ``child_id``, ``confirmed_by`` (the most senior role that confirmed) and
+        ``confirmation_id`` (that confirmation's review; the newest of that role), so the run
+        records which confirmation it took.
     """
-    query = select(Review.child_id, Review.reviewer_role).where(
+    query = select(Review.id, Review.child_id, Review.reviewer_role).where(
         Review.kind == ReviewKind.FALL_CONFIRMATION.value
     )
     if since is not None:
         query = query.where(Review.created_at > since.astimezone(UTC))
-    best: dict[str, Role] = {}
-    for child, role_name in session.execute(query):
+    best: dict[str, tuple[Role, int]] = {}
+    for review_id, child, role_name in session.execute(query.order_by(Review.id)):
         role = Role(role_name)
-        if child not in best or role.rank > best[child].rank:
-            best[child] = role
+        if child not in best or role.rank >= best[child][0].rank:
+            best[child] = (role, review_id)
     return pd.DataFrame(
-        {"child_id": list(best), "confirmed_by": [r.value for r in best.values()]},
-        columns=["child_id", "confirmed_by"],
+        {
+            "child_id": list(best),
+            "confirmed_by": [role.value for role, _ in best.values()],
+            "confirmation_id": [review_id for _, review_id in best.values()],
+        },
+        columns=["child_id", "confirmed_by", "confirmation_id"],
     )
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 
 from shouhu.errors import NotFoundError, StoreError
 
-#: Columns read for each child of a run.
+#: Columns read for each child of a run (``override_id`` where the store has it).
 RUN_COLUMNS: tuple[str, ...] = (
     "child_id",
     "village_code",
@@ -30,6 +30,7 @@ RUN_COLUMNS: tuple[str, ...] = (
     "scored_at",
     "policy_version",
     "model_version",
+    "override_id",
 )
 
 
@@ -45,7 +46,9 @@ def _plain(value: Any) -> Any:
 
 
 def _frame(con: duckdb.DuckDBPyConnection, run_id: str) -> pd.DataFrame:
-    columns = ", ".join(RUN_COLUMNS)
+    # Stores written before overrides reached the scoring run have no ``override_id``.
+    stored = {r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE scores)").fetchall()}
+    columns = ", ".join(c for c in RUN_COLUMNS if c in stored)
     frame: pd.DataFrame = con.execute(
         f"SELECT {columns} FROM scores WHERE run_id = ? ORDER BY child_id", [run_id]
     ).df()

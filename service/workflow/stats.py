@@ -5,14 +5,20 @@ township that overrides twice as often as its neighbours), so supervisors see it
 a cell is overrides / decisions: every supervisor decision (confirm or override) counts once,
 in the ISO week it was made. The tier is the engine's tier the decision was about; the groups
 are the child's when the decision was made (recorded on the review).
+
+:func:`flag_rates` marks the cells worth a conversation: a high rate resting on enough
+decisions, or a rate well above the whole area's in the same week (a township overriding twice
+as often as its neighbours). A flag is a prompt to ask why, not a finding: many overrides may
+be well explained (a school closed, a new caseworker's first weeks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -22,6 +28,14 @@ from service.db.identity import User
 from service.db.workflow import Review
 from service.workflow.codes import Decision, ReviewKind
 from service.workflow.scope import in_area
+
+#: A cell is flagged only when it rests on at least this many decisions (two overrides out of
+#: three decisions say little about a reviewer).
+FLAG_MIN_DECISIONS = 5
+#: ... and its override rate is at least this, whatever the area's rate ...
+FLAG_RATE = 0.5
+#: ... or at least this many times the rate of all the area's decisions in the same week.
+FLAG_RATIO = 2.0
 
 
 class GroupBy(StrEnum):
@@ -229,12 +243,119 @@ def override_rates(
     return rate_table(facts, by)
 
 
+class RateCell(Protocol):
+    """What :func:`flag_rates` reads of a row (:class:`RateRow` and the API's ``RatePublic``)."""
+
+    @property
+    def week(self) -> str: ...
+    @property
+    def week_start(self) -> date: ...
+    @property
+    def decisions(self) -> int: ...
+    @property
+    def overrides(self) -> int: ...
+    @property
+    def raised(self) -> int: ...
+    @property
+    def lowered(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class WeekTotal:
+    """Every decision of one week, whatever the group: the rate the groups are compared with."""
+
+    week: str
+    week_start: date
+    decisions: int
+    overrides: int
+    raised: int
+    lowered: int
+
+    @property
+    def rate(self) -> float:
+        """``overrides / decisions`` (0 without a decision)."""
+        return self.overrides / self.decisions if self.decisions else 0.0
+
+
+def week_totals(rows: Sequence[RateCell]) -> dict[str, WeekTotal]:
+    """Per ISO week, the sum over the groups of one split (each decision is in one group).
+
+    Parameters
+    ----------
+    rows : sequence of RateRow or RatePublic
+        The rows of one split.
+
+    Returns
+    -------
+    dict of str to WeekTotal
+        By week label, oldest first.
+    """
+    sums: dict[str, list[int]] = {}
+    starts: dict[str, date] = {}
+    for row in rows:
+        starts[row.week] = row.week_start
+        cell = sums.setdefault(row.week, [0, 0, 0, 0])
+        for i, value in enumerate((row.decisions, row.overrides, row.raised, row.lowered)):
+            cell[i] += value
+    return {
+        week: WeekTotal(week, starts[week], *sums[week])
+        for week in sorted(sums, key=lambda w: starts[w])
+    }
+
+
+def is_flagged(row: RateCell, total: WeekTotal) -> bool:
+    """Whether a cell's override rate asks for a conversation.
+
+    It does when the cell rests on at least :data:`FLAG_MIN_DECISIONS` decisions and its rate
+    is at least :data:`FLAG_RATE`, or at least :data:`FLAG_RATIO` times ``total``'s rate.
+
+    Examples
+    --------
+    >>> week = WeekTotal("2026-W05", date(2026, 1, 26), 40, 4, 1, 3)
+    >>> is_flagged(RateRow("2026-W05", date(2026, 1, 26), GroupBy.TOWNSHIP, "t", 8, 2, 0, 2,
+    ...     0.25), week)
+    True
+    >>> is_flagged(RateRow("2026-W05", date(2026, 1, 26), GroupBy.TOWNSHIP, "t", 4, 3, 0, 3,
+    ...     0.75), week)
+    False
+    """
+    if row.decisions < FLAG_MIN_DECISIONS:
+        return False
+    rate = row.overrides / row.decisions
+    return rate >= FLAG_RATE or (total.rate > 0 and rate >= FLAG_RATIO * total.rate)
+
+
+def flag_rates(rows: Sequence[RateCell]) -> list[bool]:
+    """For each row of one split, whether it is flagged (:func:`is_flagged`) against its week.
+
+    Parameters
+    ----------
+    rows : sequence of RateRow or RatePublic
+        The rows of one split.
+
+    Returns
+    -------
+    list of bool
+        In the order of ``rows``.
+    """
+    totals = week_totals(rows)
+    return [is_flagged(row, totals[row.week]) for row in rows]
+
+
 __all__ = [
+    "FLAG_MIN_DECISIONS",
+    "FLAG_RATE",
+    "FLAG_RATIO",
     "DecisionFact",
     "GroupBy",
+    "RateCell",
     "RateRow",
+    "WeekTotal",
     "decision_facts",
+    "flag_rates",
+    "is_flagged",
     "iso_week",
     "override_rates",
     "rate_table",
+    "week_totals",
 ]

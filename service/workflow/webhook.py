@@ -1,31 +1,22 @@
-"""POST alerts to a webhook, signed with HMAC-SHA256, with bounded retries and backoff.
+"""POST alerts to the webhook: signed, with bounded retries, every attempt recorded.
 
-Each request carries:
-
-- ``X-Shouhu-Event: alert``;
-- ``X-Shouhu-Delivery: alert-<id>``, the same on every attempt, so a receiver that saw it
-  already can drop a repeat (an answer lost on the way back makes the sender try again);
-- ``X-Shouhu-Signature: t=<unix seconds>,v1=<hex>``, where ``hex`` is the HMAC-SHA256 of
-  ``"<t>." + body`` under the shared secret. The time inside the signed text lets a receiver
-  refuse a replayed request (:func:`verify_signature` allows five minutes by default).
-
-A delivery tries once and then up to ``retries`` more times, waiting ``backoff``, ``2 ×
-backoff``, … (capped) between attempts; it retries network errors, timeouts, 408, 429 and
-5xx answers, and gives up at once on any other 4xx (the receiver refuses the request as it
-is). Every attempt is an :class:`~service.db.workflow.AlertDelivery` row. The body carries
-pseudonymous ids, area codes, tiers, rule names and reasons, never a name.
+The signing, the headers and the retry policy are :mod:`shouhu.webhook`'s (the drift alarm
+uses the same): ``X-Shouhu-Event: alert``; ``X-Shouhu-Delivery: alert-<id>``, the same on
+every attempt, so a receiver can drop a repeat; ``X-Shouhu-Signature: t=<unix
+seconds>,v1=<hex>``, HMAC-SHA256 of ``"<t>." + body``. Network errors, timeouts, 408, 429 and
+5xx answers are retried with a doubling backoff; any other 4xx is not. This module adds what
+is the service's own: the alert's body, an :class:`~service.db.workflow.AlertDelivery` row per
+attempt, and rounds over the pending alerts that stop when the receiver looks down. The body
+carries pseudonymous ids, area codes, tiers, rule names and reasons, never a name.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 import httpx
@@ -33,62 +24,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.db.workflow import Alert, AlertDelivery
+from shouhu.webhook import Attempt, WebhookConfig, encode, post_signed, sign, verify_signature
 
 logger = logging.getLogger(__name__)
-
-SIGNATURE_HEADER = "X-Shouhu-Signature"
-DELIVERY_HEADER = "X-Shouhu-Delivery"
-EVENT_HEADER = "X-Shouhu-Event"
-#: How old a signed request may be before :func:`verify_signature` refuses it (seconds).
-DEFAULT_TOLERANCE_S = 300
-_RETRY_STATUSES = frozenset({408, 429})
-
-
-def sign(secret: str | bytes, timestamp: int, body: bytes) -> str:
-    """The ``X-Shouhu-Signature`` header value for ``body`` sent at ``timestamp``.
-
-    Examples
-    --------
-    >>> sign("k", 1700000000, b"{}")[:13]
-    't=1700000000,'
-    """
-    key = secret.encode("utf-8") if isinstance(secret, str) else secret
-    digest = hmac.new(key, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
-
-
-def verify_signature(
-    secret: str | bytes,
-    header: str | None,
-    body: bytes,
-    *,
-    now: float | None = None,
-    tolerance_s: int = DEFAULT_TOLERANCE_S,
-) -> bool:
-    """Whether ``header`` is a valid signature of ``body`` made within ``tolerance_s``.
-
-    What a receiver runs (and the integration test's local receiver does).
-
-    Examples
-    --------
-    >>> header = sign("k", 1700000000, b"{}")
-    >>> verify_signature("k", header, b"{}", now=1700000010)
-    True
-    >>> verify_signature("k", header, b"{ }", now=1700000010)
-    False
-    """
-    if not header:
-        return False
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    try:
-        timestamp = int(parts["t"])
-    except (KeyError, ValueError):
-        return False
-    current = time.time() if now is None else now
-    if abs(current - timestamp) > tolerance_s:
-        return False
-    expected = sign(secret, timestamp, body)
-    return hmac.compare_digest(expected, header.strip())
 
 
 def alert_payload(alert: Alert) -> dict[str, Any]:
@@ -113,52 +51,6 @@ def alert_payload(alert: Alert) -> dict[str, Any]:
             "raised_at": alert.raised_at.astimezone(UTC).isoformat(),
         },
     }
-
-
-def _body(alert: Alert) -> bytes:
-    return json.dumps(
-        alert_payload(alert), ensure_ascii=False, sort_keys=True, separators=(",", ":")
-    ).encode("utf-8")
-
-
-@dataclass(frozen=True)
-class WebhookConfig:
-    """Where and how to deliver (from ``settings.service``).
-
-    Attributes
-    ----------
-    url : str
-        The receiver.
-    secret : str
-        The HMAC key.
-    retries : int
-        Attempts after the first (``webhook_retries``).
-    backoff_s : float
-        Wait before the first retry; doubled for each next one.
-    max_backoff_s : float
-        The longest wait.
-    timeout_s : float
-        Per attempt.
-    """
-
-    url: str
-    secret: str
-    retries: int = 3
-    backoff_s: float = 0.5
-    max_backoff_s: float = 8.0
-    timeout_s: float = 5.0
-
-    def __post_init__(self) -> None:
-        if not self.secret:
-            raise ValueError("a webhook needs a secret to sign its requests")
-        if self.retries < 0:
-            raise ValueError("retries cannot be negative")
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError("the webhook URL must be http:// or https://")
-
-
-def _retryable(status: int) -> bool:
-    return status >= 500 or status in _RETRY_STATUSES
 
 
 def deliver_alert(
@@ -190,52 +82,41 @@ def deliver_alert(
     bool
         Whether the receiver accepted it (2xx).
     """
-    body = _body(alert)
-    attempts = 1 + config.retries
-    for attempt in range(1, attempts + 1):
-        started = time.perf_counter()
-        timestamp = int(clock())
-        headers = {
-            "Content-Type": "application/json; charset=utf-8",
-            EVENT_HEADER: "alert",
-            DELIVERY_HEADER: f"alert-{alert.id}",
-            SIGNATURE_HEADER: sign(config.secret, timestamp, body),
-        }
-        status: int | None = None
-        error = ""
-        try:
-            response = client.post(
-                config.url, content=body, headers=headers, timeout=config.timeout_s
-            )
-            status = response.status_code
-            ok = 200 <= status < 300
-            if not ok:
-                error = f"HTTP {status}"
-        except httpx.HTTPError as exc:
-            ok = False
-            error = type(exc).__name__  # the kind only: a message may echo the URL's secret
+
+    def record(attempt: Attempt) -> None:
         session.add(
             AlertDelivery(
                 alert_id=alert.id,
-                attempt=attempt,
-                attempted_at=datetime.now(UTC),
-                ok=ok,
-                status_code=status,
-                error=error[:255],
-                duration_ms=int((time.perf_counter() - started) * 1000),
+                attempt=attempt.number,
+                attempted_at=attempt.attempted_at,
+                ok=attempt.ok,
+                status_code=attempt.status_code,
+                error=attempt.error[:255],
+                duration_ms=attempt.duration_ms,
             )
         )
         session.flush()
-        if ok:
-            return True
-        if status is not None and not _retryable(status):
-            logger.warning(
-                "webhook refused the alert", extra={"alert_id": alert.id, "status": status}
-            )
-            return False
-        if attempt < attempts:
-            sleep(min(config.max_backoff_s, config.backoff_s * 2 ** (attempt - 1)))
-    logger.warning("webhook delivery failed", extra={"alert_id": alert.id, "attempts": attempts})
+
+    delivery = post_signed(
+        client,
+        config,
+        encode(alert_payload(alert)),
+        event="alert",
+        delivery_id=f"alert-{alert.id}",
+        sleep=sleep,
+        clock=clock,
+        on_attempt=record,
+    )
+    if delivery.ok:
+        return True
+    if delivery.refused:
+        status = delivery.attempts[-1].status_code
+        logger.warning("webhook refused the alert", extra={"alert_id": alert.id, "status": status})
+    else:
+        attempts = len(delivery.attempts)
+        logger.warning(
+            "webhook delivery failed", extra={"alert_id": alert.id, "attempts": attempts}
+        )
     return False
 
 
@@ -324,10 +205,6 @@ def deliver_pending(
 
 
 __all__ = [
-    "DEFAULT_TOLERANCE_S",
-    "DELIVERY_HEADER",
-    "EVENT_HEADER",
-    "SIGNATURE_HEADER",
     "DeliveryRun",
     "WebhookConfig",
     "alert_payload",

@@ -1,7 +1,7 @@
 """Alerts POSTed to a local receiver on 127.0.0.1: HMAC signature, bounded retries, dedup.
 
-The receiver is a real HTTP server in a thread (stopped after each test); it checks every
-request's signature the way a partner's receiver would (``verify_signature``), answers with a
+The receiver (``tests._webhook_receiver``) is a real HTTP server in a thread, stopped after each
+test; it checks every request's signature the way a partner's receiver would, answers with a
 scripted status per request, and drops a delivery id it has already accepted.
 """
 
@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import duckdb
 import httpx
@@ -32,69 +28,19 @@ from service.db.workflow import Alert, AlertDelivery
 from service.workflow.alerts import raise_alerts_for_run
 from service.workflow.cli import app as review_cli
 from service.workflow.webhook import (
-    DELIVERY_HEADER,
-    SIGNATURE_HEADER,
     WebhookConfig,
     deliver_alert,
     deliver_pending,
     pending_alerts,
-    verify_signature,
 )
 from shouhu.settings import get_settings
+from tests._webhook_receiver import Receiver, receiver_fixture
 
 SECRET = "test-webhook-secret-0123456789"
 VILLAGE = "990101001001"
 
 
-@dataclass
-class Receiver:
-    """What the receiver saw and how it answers."""
-
-    url: str = ""
-    script: list[int] = field(default_factory=list)  # statuses to answer, in order
-    default: int = 200
-    seen: list[dict[str, Any]] = field(default_factory=list)
-    accepted: dict[str, dict[str, Any]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    state = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            valid = verify_signature(SECRET, self.headers.get(SIGNATURE_HEADER), body)
-            delivery = self.headers.get(DELIVERY_HEADER, "")
-            with state.lock:
-                status = state.script.pop(0) if state.script else state.default
-                if not valid:
-                    status = 401
-                duplicate = delivery in state.accepted
-                state.seen.append(
-                    {"delivery": delivery, "valid": valid, "status": status, "dup": duplicate}
-                )
-                # The receiver processes a valid event once, even when its answer is lost.
-                if valid and not duplicate and status < 500:
-                    state.accepted[delivery] = json.loads(body)
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet test output
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/shouhu"
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+receiver = receiver_fixture(SECRET)
 
 
 @pytest.fixture

@@ -8,19 +8,23 @@ import sys
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from features.rawstore import connect
 from features.store import FeatureStore
 from models.cli import app
-from models.policy import load_policy
+from models.policy import Tier, load_policy
 from models.scoring import (
+    OVERRIDE_COLUMNS,
     SCORE_SCHEMA,
     ModelRef,
     ScoreStore,
@@ -28,8 +32,9 @@ from models.scoring import (
     score,
     score_frame,
     summarise,
+    to_arrow,
 )
-from shouhu.errors import MissingRateJumpError, ScoreCollapseError, StaleDataError
+from shouhu.errors import MissingRateJumpError, PolicyError, ScoreCollapseError, StaleDataError
 from shouhu.settings import get_settings
 from tests._trained_model import KEY, Prepared
 
@@ -343,3 +348,283 @@ def test_one_shared_encoding_scores_exactly_as_each_model_alone(
     low, high = bundle.models["any"].predict_interval(features)
     np.testing.assert_array_equal(got["p_low"].to_numpy(), low)
     np.testing.assert_array_equal(got["p_high"].to_numpy(), high)
+
+
+# ---------------------------------------------------------------------------------------------
+# The people's part: overrides in force and fall confirmations reach the next run
+
+
+@pytest.fixture(scope="module")
+def frame(trained: Prepared, as_of: date) -> pd.DataFrame:
+    """The features of the scoring date (one retrieval shared by the tests below)."""
+    connection = connect(trained.store_path, read_only=True)
+    try:
+        return FeatureStore(connection).build(as_of)
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def base(trained: Prepared, frame: pd.DataFrame) -> pd.DataFrame:
+    """A run without any review, whose tier state the runs below continue from."""
+    return score_frame(frame, trained.result.bundle, load_policy(), with_reasons=False)
+
+
+def _state(run: pd.DataFrame) -> pd.DataFrame:
+    return run[["child_id", "tier", "consecutive_below", "hard_rule_t1"]].copy()
+
+
+def _level(tier: object) -> int:
+    return 5 if tier is None or tier is pd.NA else Tier(str(tier)).level
+
+
+def _rule_level(labels: list[str]) -> int:
+    levels = [1 if x.startswith("hard:") else Tier(x.split(":")[1]).level for x in labels]
+    return min(levels, default=5)
+
+
+def test_reviews_reach_the_next_run_and_the_stored_run_names_them(
+    trained: Prepared, frame: pd.DataFrame, base: pd.DataFrame, tmp_path: Path
+) -> None:
+    policy = load_policy()
+    plain = base.loc[(base["tier"] == "T4") & (base["rules_fired"].map(len) == 0), "child_id"]
+    raised, fell, waits, closed_too_low, closed = plain.iloc[:5].tolist()
+    floor_t2 = base.loc[
+        base["rules_fired"].map(
+            lambda rules: (
+                any(r.startswith("floor:T2:") for r in rules)
+                and not any(r.startswith("hard:") for r in rules)
+            )
+        ),
+        "child_id",
+    ].iloc[0]
+    hard = base.loc[
+        base["rules_fired"].map(lambda rules: any(r.startswith("hard:") for r in rules)),
+        "child_id",
+    ].iloc[0]
+    overrides = pd.DataFrame(
+        {
+            "child_id": [raised, floor_t2, hard, "no-longer-registered"],
+            "tier": ["T2", "T4", "T3", "T3"],
+            "role": ["supervisor"] * 4,
+            "reviewer": ["user:3", "user:3", "user:3", "user:3"],
+            "reason": ["new_information: bruises seen at school"] + ["records_outdated: x"] * 3,
+            "override_id": [11, 12, 13, 14],
+        }
+    )
+    # Each of these children was in a higher tier, and this run is its second below it.
+    previous = _state(base).set_index("child_id")
+    previous.loc[[fell, waits], ["tier", "consecutive_below"]] = ["T2", 1]
+    previous.loc[[closed_too_low, closed], ["tier", "consecutive_below", "hard_rule_t1"]] = [
+        "T1",
+        1,
+        True,
+    ]
+    confirmations = pd.DataFrame(
+        {
+            "child_id": [fell, closed_too_low, closed],
+            "confirmed_by": ["caseworker", "caseworker", "supervisor"],
+            "confirmation_id": [71, 72, 73],
+        }
+    )
+    run = score_frame(
+        frame,
+        trained.result.bundle,
+        policy,
+        previous.reset_index(),
+        overrides=overrides,
+        confirmations=confirmations,
+        with_reasons=False,
+    ).set_index("child_id")
+
+    def row(child: str) -> dict[str, Any]:
+        # Missing values as None (text columns hold NaN, nullable integers NA).
+        return {
+            k: (None if v is pd.NA or (isinstance(v, float) and np.isnan(v)) else v)
+            for k, v in run.loc[child].to_dict().items()
+        }
+
+    up = row(raised)
+    assert (up["tier"], up["computed_tier"], up["tier_source"]) == ("T2", "T4", "override")
+    assert (up["override_applied"], up["override_limited"], up["override_id"]) == (True, False, 11)
+    assert (up["override_tier"], up["override_reviewer"]) == ("T2", "user:3")
+    floor = row(floor_t2)  # an override never goes below a floor ...
+    assert floor["tier"] in ("T1", "T2") and floor["override_limited"] is True
+    assert (floor["override_tier"], floor["override_id"]) == ("T4", 12)
+    t1 = row(hard)  # ... nor below a hard rule, whoever sets it
+    assert (t1["tier"], t1["override_limited"], t1["tier_source"]) == ("T1", True, "hard_rule")
+    # A confirmed fall takes effect; an unconfirmed one waits for its confirmation.
+    down = row(fell)
+    assert (down["tier"], down["fall_confirmed"], down["confirmation_id"]) == ("T4", True, 71)
+    assert down["confirmed_by"] == "caseworker"
+    held = row(waits)
+    assert (held["tier"], held["awaiting_confirmation"], held["fall_confirmed"]) == (
+        "T2",
+        True,
+        False,
+    )
+    assert held["confirmed_by"] is None and held["confirmation_id"] is None
+    # A hard-rule T1 is closed only by a supervisor.
+    still = row(closed_too_low)
+    assert (still["tier"], still["awaiting_confirmation"], still["fall_confirmed"]) == (
+        "T1",
+        True,
+        False,
+    )
+    assert (still["confirmed_by"], still["confirmation_id"]) == ("caseworker", 72)
+    shut = row(closed)
+    assert (shut["tier"], shut["hard_rule_t1"], shut["fall_confirmed"]) == ("T4", False, True)
+    # Nobody else changed: no override, no confirmation, the same tier as before.
+    others = run.drop(index=[raised, floor_t2, hard, fell, waits, closed_too_low, closed])
+    assert not others["override_applied"].any() and others["override_id"].isna().all()
+    assert not others["fall_confirmed"].any() and others["confirmed_by"].isna().all()
+    assert (others["tier"] == base.set_index("child_id").loc[others.index, "tier"]).all()
+
+    summary = run.attrs["run"]
+    assert (summary["overrides_applied"], summary["overrides_limited"]) == (3, 2)
+    assert (summary["falls_confirmed"], summary["awaiting_confirmation"]) == (2, 2)
+    assert summary["reviews"] == {
+        "overrides_in_force": 4,
+        "overrides_not_scored": 1,
+        "confirmations_given": 3,
+        "confirmations_not_scored": 0,
+    }
+
+    # The stored run keeps which override and which confirmation each child's tier took, also
+    # in a store written before these columns existed.
+    store = ScoreStore(tmp_path / "scores.duckdb", tmp_path / "scores")
+    new_columns = [
+        "computed_tier",
+        "fall_confirmed",
+        "confirmed_by",
+        "confirmation_id",
+        "override_applied",
+        "override_limited",
+        "override_tier",
+        "override_id",
+        "override_reviewer",
+    ]
+    old = duckdb.connect(str(store.path))
+    old.register("old_run", to_arrow(base).drop_columns(new_columns))
+    old.execute("CREATE TABLE scores AS SELECT * FROM old_run")
+    old.close()
+    path = store.save(run.reset_index())
+    assert pq.read_table(path).schema.equals(SCORE_SCHEMA)
+    con = duckdb.connect(str(store.path), read_only=True)
+    try:
+        stored = dict(
+            con.execute(
+                "SELECT child_id, override_id FROM scores WHERE override_id IS NOT NULL"
+            ).fetchall()
+        )
+        confirmed = dict(
+            con.execute(
+                "SELECT child_id, confirmation_id FROM scores WHERE fall_confirmed"
+            ).fetchall()
+        )
+        old_rows = con.execute("SELECT COUNT(*) FROM scores WHERE computed_tier IS NULL").fetchone()
+    finally:
+        con.close()
+    assert stored == {raised: 11, floor_t2: 12, hard: 13}
+    assert confirmed == {fell: 71, closed: 73}
+    assert old_rows == (len(base),)
+
+
+def test_reviews_with_missing_columns_or_repeated_children_stop_the_run(
+    trained: Prepared, frame: pd.DataFrame
+) -> None:
+    child = str(frame["child_id"].iloc[0])
+    twice = pd.DataFrame(
+        {
+            "child_id": [child, child],
+            "tier": ["T2", "T3"],
+            "role": ["supervisor"] * 2,
+            "reviewer": ["user:1"] * 2,
+            "reason": ["other: twice"] * 2,
+        }
+    )
+    with pytest.raises(PolicyError, match="more than once"):
+        score_frame(frame, None, load_policy(), overrides=twice, with_reasons=False)
+    with pytest.raises(PolicyError, match="lack column"):
+        score_frame(
+            frame,
+            None,
+            load_policy(),
+            confirmations=pd.DataFrame({"child_id": [child]}),
+            with_reasons=False,
+        )
+
+
+@st.composite
+def reviews(draw: st.DrawFn, ids: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    chosen = draw(st.lists(st.sampled_from(ids), unique=True, max_size=40))
+    rows = [
+        {
+            "child_id": child,
+            "tier": draw(st.sampled_from(["T1", "T2", "T3", "T4"])),
+            "role": draw(st.sampled_from(["caseworker", "supervisor"])),
+            "reviewer": f"user:{draw(st.integers(1, 9))}",
+            "reason": "professional_judgement: seen at the visit",
+            "override_id": i + 1,
+        }
+        for i, child in enumerate(chosen)
+    ]
+    confirmed = draw(st.lists(st.sampled_from(ids), unique=True, max_size=20))
+    confirmations = pd.DataFrame(
+        {
+            "child_id": confirmed,
+            "confirmed_by": [
+                draw(st.sampled_from(["caseworker", "supervisor"])) for _ in confirmed
+            ],
+        }
+    )
+    return pd.DataFrame(rows, columns=[*OVERRIDE_COLUMNS, "override_id"]), confirmations
+
+
+@pytest.fixture(scope="module")
+def reviewed_children(base: pd.DataFrame) -> list[str]:
+    """Children of every kind: hard-rule T1s, floors, model tiers, routine care."""
+    ranked = base.sort_values(["tier", "child_id"])
+    return ranked.groupby("tier").head(30)["child_id"].tolist()
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_an_override_in_a_scoring_run_never_goes_below_a_floor_or_a_hard_rule(
+    trained: Prepared,
+    frame: pd.DataFrame,
+    base: pd.DataFrame,
+    reviewed_children: list[str],
+    data: st.DataObject,
+) -> None:
+    overrides, confirmations = data.draw(reviews(reviewed_children))
+    run = score_frame(
+        frame,
+        trained.result.bundle,
+        load_policy(),
+        _state(base),
+        overrides=overrides,
+        confirmations=confirmations,
+        with_reasons=False,
+    )
+    level = run["tier"].map(_level)
+    floor = run["rules_fired"].map(_rule_level)
+    assert (level <= floor).all()
+    assert (run.loc[floor == 1, "tier"] == "T1").all()
+    # The engine's own tier is the one the run gives without reviews (the state is unchanged
+    # since the base run, so nothing falls or is held).
+    assert run["computed_tier"].tolist() == base["tier"].tolist()
+    wanted = overrides.set_index("child_id")
+    applied = run[run["override_applied"]]
+    assert set(applied["child_id"]) == set(wanted.index)
+    assert (
+        applied["override_id"].to_numpy() == wanted.loc[applied["child_id"], "override_id"]
+    ).all()
+    kept = applied[~applied["override_limited"]]
+    assert (kept["tier"].to_numpy() == wanted.loc[kept["child_id"], "tier"].to_numpy()).all()
+    limited = applied[applied["override_limited"]]
+    asked = wanted.loc[limited["child_id"], "tier"].map(_level).to_numpy()
+    assert (limited["tier"].map(_level).to_numpy() < asked).all()
+    assert not run["fall_confirmed"].any()  # nothing was held, so nothing could fall

@@ -551,8 +551,10 @@ def test_assign_tiers_agrees_with_decide_tier_for_every_child(
             "rule_tier": _optional(row.rule_tier),
             "model_available": bool(row.model_available),
             "candidate": row.candidate_tier,
+            "computed": row.computed_tier,
             "held": bool(row.held_by_hysteresis),
             "awaiting": bool(row.awaiting_confirmation),
+            "fell": bool(row.fall_confirmed),
             "role": _optional(row.confirmation_role),
             "count": int(row.consecutive_below),
             "hard_t1": bool(row.hard_rule_t1),
@@ -567,8 +569,10 @@ def test_assign_tiers_agrees_with_decide_tier_for_every_child(
             "rule_tier": decision.rule_tier.value if decision.rule_tier else None,
             "model_available": decision.model_available,
             "candidate": decision.candidate_tier.value,
+            "computed": decision.computed_tier.value,
             "held": decision.held_by_hysteresis,
             "awaiting": decision.awaiting_confirmation,
+            "fell": decision.fall_confirmed,
             "role": decision.confirmation_role.value if decision.confirmation_role else None,
             "count": decision.consecutive_below,
             "hard_t1": decision.hard_rule_t1,
@@ -670,6 +674,76 @@ def test_override_in_batch_respects_floors(tmp_path: Path) -> None:
     no_reason = overrides.assign(reason=["", "x"])
     with pytest.raises(PolicyError, match="reviewer and a written reason"):
         assign_tiers(_town(records, [0.01, 0.01]), default_policy(), overrides=no_reason)
+
+
+def test_computed_tier_is_the_engines_own_and_a_confirmed_fall_says_so() -> None:
+    held = TierState(Tier.T2, consecutive_below=1)
+    waiting = _decide(p_any=0.05, previous=held)
+    assert (waiting.tier, waiting.computed_tier, waiting.fall_confirmed) == (
+        Tier.T2,
+        Tier.T2,
+        False,
+    )
+    fell = _decide(p_any=0.05, previous=state_from_decision(waiting, Role.CASEWORKER))
+    assert (fell.tier, fell.computed_tier, fell.fall_confirmed) == (Tier.T4, Tier.T4, True)
+    # An override changes the tier, never the engine's tier a reviewer confirms or overrides.
+    up = Override(Tier.T2, Role.SUPERVISOR, "sv-1", "bruises seen at school")
+    raised = _decide(p_any=0.05, previous=TierState(Tier.T4), override=up)
+    assert (raised.tier, raised.computed_tier, raised.fall_confirmed) == (
+        Tier.T2,
+        Tier.T4,
+        False,
+    )
+    # A rise is not a confirmed fall, whatever confirmation is on record.
+    rose = _decide(p_any=0.9, previous=TierState(Tier.T4, confirmed_by=Role.SUPERVISOR))
+    assert (rose.tier, rose.fall_confirmed) == (Tier.T2, False)
+
+
+def _levels(values: Any) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """Tier levels (1-4) of tier names; 5 for a missing one."""
+    return np.array([Tier(v).level if _optional(v) else 5 for v in values], dtype=np.int64)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(run=runs())
+def test_overrides_and_confirmations_in_a_batch_keep_every_floor_and_hard_rule(
+    run: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+) -> None:
+    frame, previous, overrides = run
+    policy = _policy_with(capacity__per_area={"t2": 4, "t3": 6})
+    out = assign_tiers(frame, policy, previous, overrides=overrides)
+    plain = assign_tiers(frame, policy, previous)
+    level, rule_level = _levels(out["tier"]), _levels(out["rule_tier"])
+    hard = np.array([any(r.startswith("hard:") for r in rules) for rules in out["rules_fired"]])
+    # Nothing a person does goes below a floor or a hard rule.
+    assert (level <= rule_level).all()
+    assert (level[hard] == 1).all()
+    # The override is applied where one is in force, and only there; the engine's own tier is
+    # what the run would give without any override.
+    given_ids = set(overrides["child_id"])
+    assert set(out.loc[out["override_applied"], "child_id"]) == given_ids
+    assert out["computed_tier"].tolist() == plain["tier"].tolist()
+    asked = _levels(out["child_id"].map(overrides.set_index("child_id")["tier"]))
+    applied = out["override_applied"].to_numpy(bool)
+    limited = out["override_limited"].to_numpy(bool)
+    assert (level[applied & ~limited] == asked[applied & ~limited]).all()
+    assert (level[limited] < asked[limited]).all()  # a limited override is raised, never lowered
+    # A fall took effect only with a confirmation of enough authority; the others wait.
+    prev = previous.set_index("child_id").loc[out["child_id"]]
+    fell = out["fall_confirmed"].to_numpy(bool)
+    confirmed = prev["confirmed_by"].map(lambda r: Role(r).rank if _optional(r) else -1)
+    rules = policy.hysteresis
+    needed = np.where(
+        prev["hard_rule_t1"].to_numpy(bool),
+        rules.hard_rule_t1_closed_by.rank,
+        rules.fall_confirmed_by.rank,
+    )
+    assert (confirmed.to_numpy()[fell] >= needed[fell]).all()
+    prev_level, computed_level = _levels(prev["tier"]), _levels(out["computed_tier"])
+    assert (computed_level[fell] > prev_level[fell]).all()
+    waiting = out["awaiting_confirmation"].to_numpy(bool)
+    assert (computed_level[waiting] == prev_level[waiting]).all()
+    assert not (fell & waiting).any()
 
 
 # ---------------------------------------------------------------------------------------------

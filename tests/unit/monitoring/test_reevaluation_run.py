@@ -1,4 +1,8 @@
-"""The whole re-evaluation on a real store and registry: training cut, report, note, approval."""
+"""The whole re-evaluation on a real store and registry: training cut, report, note, approval.
+
+The approval's own checks are tested in ``tests/unit/models/test_promotion_approval.py``; here
+the re-evaluation's real report is what ``shouhu monitoring approve`` reads.
+"""
 
 from __future__ import annotations
 
@@ -15,15 +19,20 @@ from typer.testing import CliRunner
 
 from models.cli import registry_from_settings
 from models.policy import DEFAULT_POLICY_RESOURCE
+from models.promotion import approvals_log
 from monitoring.cli import app
 from monitoring.quarters import Quarter
 from monitoring.reevaluation import (
-    approvals_log,
-    approve_promotion,
+    approve_from_settings,
     known_by_of,
     reevaluate_from_settings,
 )
-from shouhu.errors import ConfigError, InsufficientDataError, PromotionRefusedError
+from shouhu.errors import (
+    ConfigError,
+    InsufficientDataError,
+    NotFoundError,
+    PromotionRefusedError,
+)
 from shouhu.settings import Settings, TrainSettings, get_settings
 from tests._trained_model import KEY, Prepared, prepared
 
@@ -73,6 +82,7 @@ def test_the_json_follows_the_cli_contract_and_explains_a_keep(
     _, payload = first_run
     assert set(CONTRACT) <= set(payload)
     assert payload["champion"] is None  # the shared model was never promoted
+    assert payload["champion_version"] is None
     assert payload["recommendation"] == "keep"
     # 24 months of ledgers hold one fold before 2025Q3, so the gate cannot pass.
     assert any(r.startswith("BLOCKS gate") and "1 fold(s)" in r for r in payload["reasons"])
@@ -154,16 +164,24 @@ def test_a_quarter_whose_outcomes_have_not_matured_is_refused(
         reevaluate_from_settings(_settings(home), Quarter.parse("2025Q4"))
 
 
-def test_approval_of_a_gated_out_challenger_changes_nothing(first_run: tuple[Path, dict]) -> None:
+def test_approval_of_a_kept_challenger_is_refused_and_changes_nothing(
+    first_run: tuple[Path, dict],
+) -> None:
     home, payload = first_run
     settings = _settings(home)
-    with pytest.raises(PromotionRefusedError, match="champion gate failed"):
-        approve_promotion(settings, payload["challenger"]["version"], "Supervisor Zhao", "why")
+    version = payload["challenger"]["version"]
+    with pytest.raises(PromotionRefusedError, match="recommends keep") as refused:
+        approve_from_settings(settings, version, "Supervisor Zhao", "why")
+    assert "gate: champion gate failed" in refused.value.message
+    with pytest.raises(NotFoundError, match="no stored re-evaluation has version 999"):
+        approve_from_settings(settings, 999, "Supervisor Zhao", "why")
     assert registry_from_settings(settings).champion_info() is None
-    assert not approvals_log(settings).exists()
+    assert not approvals_log(settings.monitoring_dir).exists()
 
 
-def test_approval_promotes_and_logs_its_basis(trained: Prepared, tmp_path: Path) -> None:
+def test_approval_through_the_cli_promotes_and_logs_its_basis(
+    trained: Prepared, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     home = tmp_path / "home"
     policy_file = tmp_path / "policy.yaml"
     # The shared model's recorded precision is below the shipped minimum: a county policy
@@ -178,34 +196,48 @@ def test_approval_promotes_and_logs_its_basis(trained: Prepared, tmp_path: Path)
     logged = registry_from_settings(settings).log_training_run(
         trained.result.bundle, params={"known_by": "2025-06-30"}, run_name="approve"
     )
+    # The report of a re-evaluation that recommended it (what the writer stores, in short).
     folder = home / "monitoring" / "reevaluation" / "2025Q3"
     folder.mkdir(parents=True)
+    checks = ("gate", "minimum_precision", "better", "no_regression", "fairness")
     (folder / "reevaluation.json").write_text(
         json.dumps(
             {
                 "quarter": "2025Q3",
-                "recommendation": "keep",
-                "reasons": ["BLOCKS better"],
+                "recommendation": "promote",
+                "reasons": [f"ok {name}" for name in checks],
+                "checks": [{"name": n, "passed": True, "blocking": True} for n in checks],
                 "report": str(folder / "reevaluation.html"),
+                "champion": None,
+                "champion_version": None,
                 "challenger": {"version": logged.version},
+                "note": None,
                 "created_at": datetime.now(UTC).isoformat(),
             }
         ),
         encoding="utf-8",
     )
-    with pytest.raises(PromotionRefusedError, match="reason is required"):
-        approve_promotion(settings, logged.version, "Supervisor Zhao", "  ")
-    assert not approvals_log(settings).exists()
-    entry = approve_promotion(settings, logged.version, "Supervisor Zhao", "reviewed the report")
+    monkeypatch.setenv("SHOUHU_HOME", str(home))
+    monkeypatch.setenv("SHOUHU_POLICY__FILE", str(policy_file))
+    get_settings.cache_clear()
+    runner = CliRunner()
+    args = ["approve", str(logged.version), "--approver", "Supervisor Zhao"]
+    blank = runner.invoke(app, [*args, "--reason", "  "])
+    assert isinstance(blank.exception, PromotionRefusedError)
+    assert "reason is required" in blank.exception.message
+    assert not approvals_log(settings.monitoring_dir).exists()
+    result = runner.invoke(app, [*args, "--reason", "reviewed the report", "--json"])
+    assert result.exit_code == 0, result.output
+    entry = json.loads(result.stdout)
     registry = registry_from_settings(settings)
     champion = registry.champion_info()
     assert champion is not None and champion.version == logged.version
     assert champion.tag("promoted_by") == "Supervisor Zhao"
+    assert champion.tag("promotion_basis") == "re-evaluation 2025Q3"
     assert registry.promotions()[-1]["reason"] == "reviewed the report"
-    lines = approvals_log(settings).read_text(encoding="utf-8").splitlines()
+    lines = approvals_log(settings.monitoring_dir).read_text(encoding="utf-8").splitlines()
     assert json.loads(lines[-1]) == entry
     assert entry["event"] == "approve_promotion"
     assert entry["reevaluation"]["quarter"] == "2025Q3"
-    assert entry["against_recommendation"] is True
     with pytest.raises(ConfigError, match="already the champion"):
         reevaluate_from_settings(settings, QUARTER, challenger_version=logged.version)

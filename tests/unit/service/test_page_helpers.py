@@ -76,8 +76,15 @@ def test_navigation_depends_on_the_role() -> None:
     assert [i.key for i in nav_for(Someone("supervisor"))][:2] == ["watchlist", "queue"]
     assert "queue" not in [i.key for i in nav_for(Someone("caseworker"))]
     # Administrators read no child data, analysts no casework: no tab leads to a refusal.
-    assert [i.key for i in nav_for(Someone("admin"))] == ["model", "reports"]
-    assert [i.key for i in nav_for(Someone("analyst"))] == ["watchlist", "model", "reports"]
+    assert [i.key for i in nav_for(Someone("admin"))] == ["model", "audit", "reports"]
+    assert [i.key for i in nav_for(Someone("analyst"))] == [
+        "watchlist",
+        "rates",
+        "model",
+        "reports",
+    ]
+    supervisor = [i.key for i in nav_for(Someone("supervisor"))]
+    assert "rates" in supervisor and "audit" in supervisor
     assert nav_for(None) == []
 
 
@@ -88,14 +95,21 @@ def test_reports_listing_stays_inside_the_folder(tmp_path: Path) -> None:
     (folder / "drift-2025-11-30.html").write_text("old")
     (folder / "2025-12" / "drift.json").write_text("{}")
     (folder / "notes.txt").write_text("not a report")
-    (folder / "a" / "b").mkdir(parents=True)
-    (folder / "a" / "b" / "deep.html").write_text("too deep")
+    (folder / "reevaluation" / "2025Q3").mkdir(parents=True)
+    (folder / "reevaluation" / "2025Q3" / "report.html").write_text("a quarter's report")
+    os.utime(folder / "reevaluation" / "2025Q3" / "report.html", (1_600_000_000, 1_600_000_000))
+    (folder / "a" / "b" / "c").mkdir(parents=True)
+    (folder / "a" / "b" / "c" / "deep.html").write_text("too deep")
     outside = tmp_path / "secret.html"
     outside.write_text("outside")
     (folder / "link.html").symlink_to(outside)
     os.utime(folder / "drift-2025-11-30.html", (1_700_000_000, 1_700_000_000))
     listed = list_reports(folder)
-    assert [r.path for r in listed] == ["2025-12/drift.json", "drift-2025-11-30.html"]
+    assert [r.path for r in listed] == [
+        "2025-12/drift.json",
+        "drift-2025-11-30.html",
+        "reevaluation/2025Q3/report.html",
+    ]
     assert listed[0].kind == "json" and listed[1].modified.tzinfo is UTC
 
 
@@ -135,3 +149,40 @@ def test_error_pages_name_no_child_and_speak_the_visitors_language() -> None:
     )
     text = bytes(english.body).decode()
     assert english.status_code == 503 and "Busy" in text and "/watchlist" in text
+
+
+@pytest.mark.parametrize(
+    ("awaiting", "hard_rule_t1", "shown"),
+    [(True, False, True), (True, True, False), (False, False, False)],
+)
+def test_the_visit_page_offers_a_caseworker_to_confirm_an_ordinary_fall_only(
+    awaiting: bool, hard_rule_t1: bool, shown: bool
+) -> None:
+    from models.policy import Tier
+    from service.i18n import catalogue
+    from service.pages.rendering import environment
+    from service.workflow.context import ChildContext
+
+    context = ChildContext(
+        child_id="c1",
+        village_code="990102003001",
+        township_code="990102003",
+        tier=Tier.T1 if hard_rule_t1 else Tier.T3,
+        hard_rule_t1=hard_rule_t1,
+        awaiting_confirmation=awaiting,
+    )
+    html = (
+        environment()
+        .get_template("partials/fall_confirmation.html")
+        .render(
+            context=context,
+            child_id="c1",
+            csrf="token",
+            t=lambda key, **params: catalogue().text("en", key, **params),
+        )
+    )
+    assert ('data-testid="fall-confirmation-form"' in html) is shown
+    if shown:
+        assert 'action="/children/c1/close"' in html
+        assert 'name="csrf_token" value="token"' in html
+        assert catalogue().text("en", "review.fall_confirm") in html

@@ -129,6 +129,20 @@ def test_a_rise_and_a_new_hard_rule_raise_one_alert_each_with_reasons(policy: Ti
     assert hard.dedup_key == "hard|2026-02-28|T1|living_alone_unsupervised"
 
 
+def test_a_rise_set_by_an_override_says_whose_decision_it_was(policy: TierPolicy) -> None:
+    before = _run({"raised": ("T4", []), "engine": ("T4", [])}, run_id="r1", as_of=JAN)
+    now = _run({"raised": ("T2", []), "engine": ("T3", [])}, run_id="r2", as_of=FEB)
+    now["override_id"] = pd.array([17, None], dtype="Int64")
+    found = {a.child_id: a for a in detect_alerts(policy, now, before)}
+    assert set(found) == {"raised", "engine"}
+    raised = [r for r in found["raised"].reasons if r["kind"] == "override"]
+    assert [(r["override_id"], r["en"]) for r in raised] == [
+        (17, "the tier was set by a supervisor's override (override #17)")
+    ]
+    assert "#17" in raised[0]["zh"]
+    assert all(r["kind"] != "override" for r in found["engine"].reasons)
+
+
 def test_without_a_previous_run_only_hard_rules_alert(policy: TierPolicy) -> None:
     first = _run(
         {"a": ("T1", [ABUSE]), "b": ("T2", [DROPOUT]), "c": ("T4", [])}, run_id="r1", as_of=JAN

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.policy import Role, Tier, TierPolicy, load_policy, most_severe
 from service.db.workflow import Override, Review
 from service.workflow.codes import Activity, ReasonCode, VisitOutcome
-from service.workflow.context import check_tier, parse_rule_labels
+from service.workflow.context import check_tier, context_from_score_row, parse_rule_labels
 from service.workflow.reviews import (
     child_reviews,
     confirm_fall,
@@ -211,7 +211,7 @@ def test_a_hard_rule_t1_closes_only_by_a_supervisor(session: Session, policy: Ti
     assert closure.kind == "fall_confirmation"
     confirmations = confirmations_for_scoring(session, since=NOW)
     assert confirmations.to_dict("records") == [
-        {"child_id": "c-0001", "confirmed_by": "supervisor"}
+        {"child_id": "c-0001", "confirmed_by": "supervisor", "confirmation_id": closure.id}
     ]
     result = decide(
         session, policy, held, boss, proposal_id=proposal.id, now=NOW + timedelta(hours=3)
@@ -361,6 +361,7 @@ def test_overrides_for_scoring_hold_the_newest_override_per_child(
     )
     decide(session, policy, b, boss, now=NOW)
     frame = overrides_for_scoring(session)
+    newest = session.scalars(select(Override).where(Override.tier == "T2")).one()
     assert frame.to_dict("records") == [
         {
             "child_id": "c-a",
@@ -368,8 +369,42 @@ def test_overrides_for_scoring_hold_the_newest_override_per_child(
             "role": "supervisor",
             "reviewer": f"user:{boss.user_id}",
             "reason": f"new_information: {_REASON}",
+            "override_id": newest.id,
         }
     ]
+
+
+def test_after_a_run_applied_an_override_the_engines_tier_is_what_a_supervisor_confirms(
+    session: Session, policy: TierPolicy
+) -> None:
+    boss = add_user(session, "sup", "supervisor")
+    # The run put the override's T2 in force; the engine alone said T4.
+    row = {
+        "child_id": "c-up",
+        "village_code": "990101001001",
+        "township_code": "990101001",
+        "tier": "T2",
+        "computed_tier": "T4",
+        "rules_fired": [],
+        "hard_rule_t1": False,
+        "awaiting_confirmation": False,
+        "scored_at": NOW,
+    }
+    context = context_from_score_row(row)
+    assert (context.tier, context.run_tier, context.tier_of_run) == (Tier.T4, Tier.T2, Tier.T2)
+    assert tier_in_force(session, context) is Tier.T2
+    # Confirming the engine's tier ends the override: the next run no longer applies it.
+    ended = decide(session, policy, context, boss, now=NOW + timedelta(hours=1))
+    assert (ended.review.decision, ended.review.decided_tier, ended.override) == (
+        "confirm",
+        "T4",
+        None,
+    )
+    assert ended.review.computed_tier == "T4" and ended.review.tier_in_force == "T2"
+    assert overrides_for_scoring(session).empty
+    # A run from before the engine's tier was stored reads as a run without an override.
+    old = context_from_score_row({k: v for k, v in row.items() if k != "computed_tier"})
+    assert (old.tier, old.run_tier, old.tier_of_run) == (Tier.T2, None, Tier.T2)
 
 
 def test_a_proposal_is_checked_then_decided_once(session: Session, policy: TierPolicy) -> None:

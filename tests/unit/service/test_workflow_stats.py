@@ -11,7 +11,18 @@ from sqlalchemy.orm import Session
 from models.policy import Tier, TierPolicy
 from service.workflow.codes import ReasonCode
 from service.workflow.reviews import decide
-from service.workflow.stats import DecisionFact, GroupBy, override_rates, rate_table
+from service.workflow.stats import (
+    FLAG_MIN_DECISIONS,
+    FLAG_RATE,
+    FLAG_RATIO,
+    DecisionFact,
+    GroupBy,
+    flag_rates,
+    is_flagged,
+    override_rates,
+    rate_table,
+    week_totals,
+)
 
 from ._workflow_helpers import NOW, add_user, child, migrated_template, policy, session, sessions
 
@@ -121,3 +132,48 @@ def test_override_rates_read_the_decisions_of_the_area(
     everyone = override_rates(session, GroupBy.GIRL)
     assert [(r.group, r.decisions, r.overrides) for r in everyone] == [("girl", 2, 1)]
     assert override_rates(session, GroupBy.GIRL, since=NOW + timedelta(seconds=1)) == []
+
+
+def _township_week(decisions_overrides: dict[str, tuple[int, int]]) -> list[DecisionFact]:
+    facts = []
+    for township, (decisions, overrides) in decisions_overrides.items():
+        for k in range(decisions):
+            decided = "T4" if k < overrides else "T3"
+            facts.append(_fact(MONDAY, "sup", "T3", decided, township_code=township))
+    return facts
+
+
+def test_a_township_overriding_twice_as_often_as_the_area_is_flagged() -> None:
+    rows = rate_table(
+        _township_week({"t-a": (20, 1), "t-b": (20, 1), "t-c": (8, 3), "t-d": (4, 3)}),
+        GroupBy.TOWNSHIP,
+    )
+    totals = week_totals(rows)
+    assert list(totals) == ["2026-W10"]
+    week = totals["2026-W10"]
+    assert (week.decisions, week.overrides, week.lowered) == (52, 8, 8)
+    flags = dict(zip([r.group for r in rows], flag_rates(rows), strict=True))
+    # t-c: 3/8 = 38 %, over twice the area's 15 %; t-d is higher still but rests on 4 decisions.
+    assert flags == {"t-a": False, "t-b": False, "t-c": True, "t-d": False}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cells=st.lists(
+        st.tuples(st.integers(0, 30), st.integers(0, 30)).map(lambda c: (max(c), min(c))),
+        min_size=1,
+        max_size=6,
+    )
+)
+def test_flags_follow_the_documented_rule(cells: list[tuple[int, int]]) -> None:
+    facts = _township_week({f"t{i}": c for i, c in enumerate(cells) if c[0] > 0})
+    rows = rate_table(facts, GroupBy.TOWNSHIP)
+    if not rows:
+        assert flag_rates(rows) == []
+        return
+    total = week_totals(rows)["2026-W10"]
+    assert total.decisions == sum(r.decisions for r in rows)
+    for row, flagged in zip(rows, flag_rates(rows), strict=True):
+        high = row.rate >= FLAG_RATE or (total.rate > 0 and row.rate >= FLAG_RATIO * total.rate)
+        assert flagged == (row.decisions >= FLAG_MIN_DECISIONS and high)
+        assert flagged == is_flagged(row, total)
