@@ -4,14 +4,21 @@ Each stage runs in its own interpreter so that its peak resident memory (``ru_ma
 ``os.wait4``) belongs to that stage alone, not to whatever ran before it. The machine is
 shared, so the one-minute load average is sampled while the stage runs: wall times are only
 comparable between runs at similar load, CPU seconds much more so.
+
+``python -m benchmarks.measure --home DIR --as-of D [--repeat N] [--reference]`` measures the
+feature build (and the pandas reference, compared with it) on a data home that already holds
+an ingested store, e.g. one kept by ``benchmarks.run --keep``: the stages ``make bench`` runs
+after synthesis and ingestion, without redoing those.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -145,3 +152,58 @@ def run_stage(
         sampler.summary(),
         result,
     )
+
+
+def _summary(m: Measurement) -> str:
+    load = m.load
+    shown = f"{load['min']:.1f}-{load['max']:.1f}" if load else "n/a"
+    return (
+        f"{m.stage:<10} wall {m.seconds:6.1f} s  CPU {m.cpu_seconds:6.1f} s  "
+        f"peak {m.peak_gib:5.2f} GiB  load {shown}"
+    )
+
+
+def _figures(m: Measurement) -> dict[str, Any]:
+    return {
+        "seconds": round(m.seconds, 2),
+        "cpu_seconds": round(m.cpu_seconds, 2),
+        "peak_gib": round(m.peak_gib, 2),
+        "load": m.load,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Measure the build (and the reference) on an existing data home; print the figures."""
+    parser = argparse.ArgumentParser(prog="benchmarks.measure", description=__doc__.splitlines()[0])
+    parser.add_argument("--home", type=Path, required=True, help="SHOUHU_HOME with a store")
+    parser.add_argument("--as-of", required=True, help="as-of date, YYYY-MM-DD")
+    parser.add_argument("--repeat", type=int, default=1, help="build runs")
+    parser.add_argument("--reference", action="store_true", help="also run the pandas reference")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds per stage")
+    args = parser.parse_args(argv)
+    env = {"SHOUHU_HOME": str(args.home)}
+    figures: dict[str, Any] = {"as_of": args.as_of, "builds": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "features.parquet")
+        builds: list[Measurement] = []
+        for _ in range(args.repeat):
+            build = run_stage(
+                "build", "--as-of", args.as_of, "--out", out, env=env, timeout=args.timeout
+            )
+            print(_summary(build), flush=True)
+            builds.append(build)
+            figures["builds"].append(_figures(build))
+        if args.reference:
+            ref = run_stage(
+                "reference", "--as-of", args.as_of, "--compare", out, env=env, timeout=args.timeout
+            )
+            print(_summary(ref), flush=True)
+            ratio = ref.seconds / min(b.seconds for b in builds)
+            identical = ref.result.get("identical")
+            figures["reference"] = {**_figures(ref), "identical": identical, "ratio": ratio}
+            print(f"reference / fastest build: {ratio:.2f}x; identical output: {identical}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -189,11 +189,12 @@ class BoosterParams:
     """Hyperparameters of every LightGBM model (see ``models.estimator.RiskClassifier``).
 
     Small trees by default. On the default synthetic population (last two time folds, test
-    ROC-AUC / precision at capacity) 100 trees of 7 leaves rank as well as 200 of 7 and better
-    than 400 of 31, which overfits: 0.766 / 0.28 and 0.763 / 0.42 against 0.731 / 0.27 and
-    0.746 / 0.41. Exact tree explanations cost about trees × leaves × depth² per child and
-    scoring every outcome model costs trees × rows, so the small model scores and explains a
-    million children in under two minutes (``benchmarks/scoring.py``).
+    ROC-AUC / precision at capacity) 100 trees of 7 leaves rank better than 400 of 31, which
+    overfits: 0.751 / 0.29 and 0.764 / 0.41 against 0.708 / 0.26 and 0.724 / 0.37; a stronger L2
+    penalty, fewer or more leaves, slower learning or larger leaves change ROC-AUC by at most
+    0.002 (``docs/models.md``). Exact tree explanations cost about trees × leaves × depth² per
+    child and scoring every outcome model costs trees × rows, so the small model scores and
+    explains a million children in under two minutes (``benchmarks/scoring.py``).
     """
 
     n_estimators: int = 100
@@ -238,9 +239,8 @@ class TrainConfig:
     calibration_method : {"isotonic", "sigmoid"}, default="sigmoid"
         Calibration map. Platt scaling by default: it keeps the booster's ranking intact,
         while isotonic plateaus tie the children at the top of the ranking, and ties at the
-        capacity cut cost precision (measured on the default synthetic population: precision
-        at capacity 0.574 with Platt against 0.554 isotonic, with equal or lower ECE and Brier;
-        on a 3,000-child population 0.455 against 0.375).
+        capacity cut cost precision (measured on the default synthetic population, last fold:
+        precision at capacity 0.409 with Platt against 0.394 isotonic, about the same ECE).
     n_bootstrap : int, default=200
         Household-bootstrap refits of the ``p_any`` calibration (its ``p_low``/``p_high``).
     interval : float, default=0.9

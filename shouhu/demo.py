@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from calendar import monthrange
 from datetime import date
@@ -32,6 +33,8 @@ def last_month_end(start: date, months: int) -> date:
 
 
 def _population_is_current(out: Path, children: int, months: int, seed: int) -> bool:
+    from features.synthetic.config import GENERATOR_VERSION
+
     manifest = out / "manifest.json"
     if not manifest.is_file():
         return False
@@ -41,7 +44,63 @@ def _population_is_current(out: Path, children: int, months: int, seed: int) -> 
         and meta.get("months") == months
         and meta.get("seed") == seed
         and meta.get("scenario") == "baseline"
+        and meta.get("generator_version") == GENERATOR_VERSION
     )
+
+
+def _clear_demo_home(settings: Settings) -> list[str]:
+    """Remove what an older demo population left, so two populations never mix in one store.
+
+    Only a home the demo built (its ``synthetic/manifest.json`` is there) is cleared; a home
+    holding a feature store from anywhere else is refused, never touched.
+
+    Returns
+    -------
+    list of str
+        The names removed.
+
+    Raises
+    ------
+    ConfigError
+        If the home holds a feature store that the demo did not build.
+    """
+    from service.accounts import DEMO_ACCOUNTS_FILE
+    from shouhu.errors import ConfigError
+
+    home = settings.home
+    if not (home / "synthetic" / "manifest.json").is_file():
+        if settings.store_path.exists():
+            raise ConfigError(
+                f"{home} holds a feature store that `shouhu demo` did not build; run the demo "
+                "with SHOUHU_HOME set to an empty folder"
+            )
+        return []
+    service_db = home / "service.db"
+    derived = [
+        home / "synthetic",
+        settings.store_path,
+        home / "features",
+        settings.scores_db_path,
+        settings.scores_dir,
+        settings.registry_dir,
+        settings.reports_dir,
+        settings.monitoring_dir,
+        home / DEMO_ACCOUNTS_FILE,
+        service_db,
+        service_db.with_name("service.db-wal"),
+        service_db.with_name("service.db-shm"),
+    ]
+    removed = []
+    for path in derived:
+        for target in (path, path.with_name(path.name + ".wal")):
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            else:
+                continue
+            removed.append(target.name)
+    return removed
 
 
 def run_demo(
@@ -92,6 +151,10 @@ def run_demo(
         logger.info("synthetic population is current, reusing %s", synth_dir)
         summary["synth"] = json.loads((synth_dir / "manifest.json").read_text(encoding="utf-8"))
     else:
+        removed = _clear_demo_home(settings)
+        if removed:
+            logger.info("an older demo population was removed with what was built on it")
+            summary["cleared"] = removed
         summary["synth"] = generate(config, synth_dir, progress=not json_out)
     summary["synth_seconds"] = round(time.perf_counter() - started, 1)
 

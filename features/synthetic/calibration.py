@@ -202,36 +202,63 @@ def measure(out: Path) -> list[Figure]:
         ("parent", "父母一方"),
         ("none", "无"),
     )
+    caregiver_source = {
+        "grandparent": "note §3, 2018 MCA count (96 % of those without an incapable parent)",
+        "relative": "note §3, 2018 MCA count (4 % of those without an incapable parent)",
+        "parent": "note §3, 2016 screening (not broken out in 2018)",
+        "none": "note §3, 2018 MCA count (no such group after the 2016-17 campaign)",
+    }
     for key, label in caregivers:
         _add(
             f"caregiver: {key}",
             params.CAREGIVER_SHARES[key],
             label_share(guardianship["caregiver_relation"], label),
             n_g,
-            "note §3, 2016 screening",
+            caregiver_source[key],
             0.015,
         )
-    poor = guardianship["capacity"].str.strip().isin(["监护不足", "监护失当"]) & guardianship[
-        "caregiver_relation"
-    ].str.strip().isin(["祖父母或外祖父母", "其他亲属"])
+    # The existing file's rows carry their real (earlier) dates: age the caregivers to the
+    # first day (plus half a year, as ages are written in completed years).
+    since = (pd.Timestamp(start) - _dates(guardianship["change_date"])).dt.days / 365.25
+    ages = (pd.to_numeric(guardianship["caregiver_age"], errors="coerce") + since + 0.5).dropna()
+    figures.append(
+        Figure(
+            "caregiver age on the first day (mean, years)",
+            "58.2",
+            float(ages.mean()),
+            56.2,
+            60.2,
+            "2017 floating-population report (27 poor counties), see params.CAREGIVER_AGE",
+        )
+    )
     _add(
         "poor guardianship (with grandparents or relatives)",
         params.POOR_GUARDIANSHIP_SHARE,
-        float(poor.mean()),
+        poor_guardianship_share(guardianship),
         n_g,
         "note §3, 2016 screening (about 3.5 %)",
         0.015,
     )
     contact_labels = ("每周", "每月", "每季度", "每年", "从不")
-    for label, share in zip(contact_labels, params.CONTACT_SHARES, strict=True):
+    contact_source = (
+        "2017 floating-population report (40.4 % phone weekly)",
+        "the rest of the phone figures",
+        "2015 white paper (1,519万 of 6,100万 phone about quarterly)",
+        "2015 white paper (885万 phone once or twice a year)",
+        "2015 white paper (260万+ no phone call all year)",
+    )
+    for label, share, source in zip(
+        contact_labels, params.CONTACT_SHARES, contact_source, strict=True
+    ):
         _add(
-            f"parent contact: {label}",
+            f"parent contact (phone): {label}",
             share,
             label_share(guardianship["parent_contact"], label),
             n_g,
-            "note §3, 2015 white paper",
+            source,
             0.02,
         )
+    figures.extend(_end_of_period_figures(out))
 
     screenings = load_table(out, "screenings")
     school = screenings[screenings["screener"].str.strip() == "学校"]
@@ -261,6 +288,101 @@ def measure(out: Path) -> list[Figure]:
     )
 
     figures.extend(_truth_figures(out, start))
+    return figures
+
+
+def _dates(values: pd.Series) -> pd.Series:
+    """Ledger dates as timestamps (defective spellings become missing)."""
+    return pd.to_datetime(values.str.strip(), errors="coerce", format="%Y-%m-%d")
+
+
+def poor_guardianship_share(guardianship: pd.DataFrame) -> float:
+    """Share of guardianship rows with a grandparent or relative as caregiver that assess
+    capacity as insufficient or improper (the 2016 screening's "poor guardianship")."""
+    poor = guardianship["capacity"].str.strip().isin(["监护不足", "监护失当"]) & guardianship[
+        "caregiver_relation"
+    ].str.strip().isin(["祖父母或外祖父母", "其他亲属"])
+    return float(poor.mean())
+
+
+def _end_of_period_figures(out: Path) -> list[Figure]:
+    """The standing shares at the end of the run: the last quarterly file update and the
+    newest registry version of every child still registered.
+
+    The first batch shows where the run starts; these show that the dynamics keep the
+    population where the statistics put it instead of drifting away over the months.
+    """
+    figures: list[Figure] = []
+    batches = sorted(p.name for p in (out / "sources").iterdir())
+    end = pd.Timestamp(f"{batches[-1]}-01") + pd.offsets.MonthEnd(0)
+    guardianship = load_table(out, "guardianship")
+    when = _dates(guardianship["change_date"])
+    # Quarterly updates are filed in March, June, September and December; an impossible date
+    # (a defect) is never the last one.
+    last_review = when[when.dt.month.isin([3, 6, 9, 12]) & (when <= end)].max()
+    if pd.isna(last_review):
+        return figures
+    review = guardianship[
+        (when.dt.year == last_review.year) & (when.dt.month == last_review.month)
+    ].drop_duplicates("id_number", keep="last")
+    n_r = len(review)
+    label = f"{last_review:%Y-%m} update"
+
+    low, high = _binomial_range(params.POOR_GUARDIANSHIP_SHARE, n_r, 0.015)
+    figures.append(
+        Figure(
+            f"poor guardianship (with grandparents or relatives), {label}",
+            f"{params.POOR_GUARDIANSHIP_SHARE:.1%}",
+            poor_guardianship_share(review),
+            low,
+            high,
+            "note §3, 2016 screening (about 3.5 %), kept through the run",
+        )
+    )
+    nobody = label_share(review["caregiver_relation"], "无")
+    # No published standing share (the 2018 count has none): the breakdowns of the last weeks
+    # whose guardian is still being arranged, under 1.5 % give or take sampling.
+    _, high = _binomial_range(0.0075, n_r, 0.0075)
+    figures.append(
+        Figure(
+            f"no guardian (caregiver none), {label}",
+            "under 1.5 %",
+            nobody,
+            0.0,
+            high,
+            "note §3, 2018 MCA count (no standing group): breakdowns, until a guardian is arranged",
+        )
+    )
+    last_home = _dates(review["parent_last_visit"])
+    on = _dates(review["change_date"])
+    not_home = last_home.isna() | (last_home < on - pd.Timedelta(days=365))
+    low, high = _binomial_range(0.151, n_r, 0.025)
+    figures.append(
+        Figure(
+            f"parents not home for over a year (or never on record), {label}",
+            "15.1%",
+            float(not_home.mean()),
+            low,
+            high,
+            "note §3, 2015 white paper (15.1 % did not see their parents all year)",
+        )
+    )
+    registry = load_table(out, "children")
+    registry = registry.assign(_order=np.arange(len(registry)))
+    registry["_when"] = _dates(registry["registered_date"])
+    newest = registry.sort_values(["_when", "_order"]).drop_duplicates("id_number", keep="last")
+    current = newest[newest["status"].str.strip() == "在册"]
+    low, high = _binomial_range(params.SHARE_DIBAO, len(current), 0.005)
+    figures.append(
+        Figure(
+            "minimum income (低保), end of period",
+            f"{params.SHARE_DIBAO:.1%}",
+            label_share(current["poverty_status"], "低保"),
+            low,
+            high,
+            "note §3, 2018 MCA count, kept through the run",
+        )
+    )
     return figures
 
 
@@ -381,7 +503,12 @@ def figures_table(figures: list[Figure]) -> str:
     """The figures as a Markdown table."""
     lines = ["| figure | target | achieved | accepted range | source |", "|---|---|---|---|---|"]
     for f in figures:
-        fmt = "{:.3f}" if "AUC" in f.name or "/" in f.name or " - " in f.name else "{:.1%}"
+        if "years" in f.name:
+            fmt = "{:.1f}"
+        elif "AUC" in f.name or "/" in f.name or " - " in f.name:
+            fmt = "{:.3f}"
+        else:
+            fmt = "{:.1%}"
         lines.append(
             f"| {f.name} | {f.target} | {fmt.format(f.achieved)} | "
             f"{fmt.format(f.low)} – {fmt.format(f.high)} | {f.source} |"
@@ -397,5 +524,6 @@ __all__ = [
     "load_table",
     "measure",
     "oracle_check",
+    "poor_guardianship_share",
     "read_ledger",
 ]

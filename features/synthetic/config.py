@@ -11,7 +11,7 @@ from features.calendar import FIRST_YEAR, LAST_YEAR
 from shouhu.errors import ConfigError
 
 #: Bumped whenever the generated data change for the same configuration.
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 
 SCENARIOS: tuple[str, ...] = (
     "baseline",

@@ -269,10 +269,11 @@ def step(
     """Advance the population through month ``m`` and return what happened."""
     month = tl.months[m]
     ms, me = month.start_day, month.end_day
-    ev = MonthEvents(month=month, e_start=pop.c_e.copy(), x_start=pop.c_x.copy())
 
     # -- joins ------------------------------------------------------------------------------
     joining = np.flatnonzero(~pop.c_active & (pop.c_entry <= me) & (pop.c_exit == NEVER))
+    _initial_engagement(pop, joining, month, areas, tl, rng)
+    ev = MonthEvents(month=month, e_start=pop.c_e.copy(), x_start=pop.c_x.copy())
     pop.c_active[joining] = True
     ev.activated = joining
     active = np.flatnonzero(pop.c_active)
@@ -510,7 +511,7 @@ def _guardianship_changes(
     age = np.select(
         [relation == codes.ENTRUSTED, relation == codes.RELATIVE],
         [rng.normal(50, 8, len(ha)), rng.normal(45, 8, len(ha))],
-        default=rng.normal(67, 6, len(ha)),
+        default=rng.normal(params.CAREGIVER_AGE["grandparent"][0] + 2.0, 6, len(ha)),
     )
     pop.hh_cg_birth[ha] = day[arranged] - age * YEAR
     pop.hh_agreement[ha] = rng.random(len(ha)) < np.where(relation == codes.ENTRUSTED, 0.75, 0.4)
@@ -570,9 +571,10 @@ def _start_episodes(
     book.prev_return[child] = pop.c_return[child]
     age = np.floor((onset - pop.c_birth[child]) / YEAR)
     u = rng.random(len(child))
-    never_share = np.where(age >= 14, 0.3, 0.08)
+    never_share = np.where(age >= 14, params.EPISODE_NEVER[1], params.EPISODE_NEVER[0])
+    short, medium = params.EPISODE_SHORT, params.EPISODE_SHORT + params.EPISODE_MEDIUM
     span = np.select(
-        [u < 0.5, u < 0.75, u < 1.0 - never_share],
+        [u < short, u < medium, u < 1.0 - never_share],
         [
             rng.integers(6, 15, len(child)),
             rng.integers(15, 31, len(child)),
@@ -606,6 +608,31 @@ def _start_episodes(
     ev.school_absent = np.concatenate([ev.school_absent, _absent_days(tl, onset[rows], day, kind)])
 
 
+def _initial_engagement(
+    pop: Population,
+    joining: IntArray,
+    month: Month,
+    areas: Areas,
+    tl: Timeline,
+    rng: np.random.Generator,
+) -> None:
+    """School engagement of children joining the registry, from the chain's stationary share.
+
+    A pupil already drifting when the file opens is as likely as later on: drawing the
+    first state from ``p / (p + settle)`` (``p`` the pupil's monthly drift probability) keeps
+    the share of drifting pupils level through the run instead of climbing from zero over the
+    first year, which would make the first months' data unlike the later ones.
+    """
+    if len(joining) == 0:
+        return
+    cov = covariates(pop, joining, month, areas, tl)
+    hh = pop.c_hh[joining]
+    p_drift = drift_probability(cov, pop.hh_k[hh], pop.hh_poverty[hh])
+    stationary = p_drift / (p_drift + params.E_SETTLE)
+    drifting = cov.compulsory & (rng.random(len(joining)) < stationary)
+    pop.c_e[joining] = np.where(drifting, DRIFTING, ENGAGED)
+
+
 def _engagement(
     pop: Population,
     active: IntArray,
@@ -635,17 +662,26 @@ def _household_drift(
 ) -> None:
     ms, me = month.start_day, month.end_day
     n = len(hh)
-    change = rng.random(n) < params.CONTACT_DRIFT
-    direction = np.where(rng.random(n) < 0.5, -1, 1)
+    # A Metropolis step: propose one step up or down, accept by the ratio of the target shares,
+    # so the contact shares stay where the statistics put them.
+    shares = np.asarray(params.CONTACT_SHARES)
+    current = pop.hh_contact[hh]
+    proposed = current + np.where(rng.random(n) < 0.5, -1, 1)
+    inside = (proposed >= 0) & (proposed < len(shares))
+    target = np.clip(proposed, 0, len(shares) - 1)
+    accept = np.minimum(1.0, shares[target] / shares[current])
+    change = (rng.random(n) < params.CONTACT_DRIFT) & inside & (rng.random(n) < accept)
     moved = hh[change]
-    pop.hh_contact[moved] = np.clip(pop.hh_contact[moved] + direction[change], 0, 4)
+    pop.hh_contact[moved] = target[change]
     ev.contact_hh = moved
     ev.contact_day = rng.integers(ms, me + 1, len(moved))
     # minimum-income support is granted to the hard-up and lost when things improve
     pov = pop.hh_poverty[hh]
-    gain = (pov == codes.POV_NONE) & (rng.random(n) < 0.0006 * np.exp(pop.hh_hardship[hh]))
-    lose = (pov == codes.DIBAO) & (rng.random(n) < 0.015)
-    up = (pov == codes.DIBAO) & (rng.random(n) < 0.0008)
+    gain = (pov == codes.POV_NONE) & (
+        rng.random(n) < params.POVERTY_GAIN * np.exp(pop.hh_hardship[hh])
+    )
+    lose = (pov == codes.DIBAO) & (rng.random(n) < params.POVERTY_LOSS)
+    up = (pov == codes.DIBAO) & (rng.random(n) < params.POVERTY_UP)
     new = np.where(
         gain, codes.DIBAO, np.where(lose, codes.POV_NONE, np.where(up, codes.TEKUN, pov))
     )
@@ -654,7 +690,7 @@ def _household_drift(
     ev.poverty_hh = changed
     ev.poverty_day = rng.integers(ms, me + 1, len(changed))
     # parents working nearby drop in often; others rarely outside the Spring Festival
-    visit_p = np.asarray([0.9, 0.3, 0.15, 0.02, 0.0])[pop.hh_contact[hh]]
+    visit_p = np.asarray(params.PARENT_DROP_IN)[pop.hh_contact[hh]]
     visit = rng.random(n) < visit_p
     day = ms + rng.integers(0, 14, n)
     record_parent_visit(pop, hh[visit], day[visit])

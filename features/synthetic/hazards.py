@@ -53,20 +53,20 @@ class Component:
 
 
 COMPONENTS: tuple[Component, ...] = (
-    Component("domestic_violence", "harm", -7.8, (0.0, 0.5, 1.5, 1.1), (0.0, 0.1, 0.3)),
-    Component("abuse", "harm", -8.35, (0.0, 0.6, 1.5, 1.3), (0.0, 0.1, 0.3)),
-    Component("sexual_abuse", "harm", -10.85, (0.0, 0.4, 1.0, 1.4), (0.0, 0.2, 0.5)),
-    Component("unlawful_harm", "harm", -8.35, (0.0, 0.3, 0.7, 1.0), (0.0, 0.3, 0.8)),
-    Component("serious_injury", "harm", -7.6, (0.0, 0.4, 0.6, 0.9), (0.0, 0.1, 0.3)),
-    Component("drowning", "harm", -12.0, (0.0, 0.4, 0.6, 1.0), (0.0, 0.2, 0.6)),
-    Component("missing", "harm", -9.05, (0.0, 0.4, 0.9, 1.4), (0.0, 0.5, 1.2)),
-    Component("begging", "harm", -10.95, (0.0, 0.4, 0.8, 2.0), (0.0, 0.3, 1.0)),
+    Component("domestic_violence", "harm", -7.5, (0.0, 0.5, 1.5, 1.1), (0.0, 0.1, 0.3)),
+    Component("abuse", "harm", -8.05, (0.0, 0.6, 1.5, 1.3), (0.0, 0.1, 0.3)),
+    Component("sexual_abuse", "harm", -10.55, (0.0, 0.4, 1.0, 1.4), (0.0, 0.2, 0.5)),
+    Component("unlawful_harm", "harm", -8.05, (0.0, 0.3, 0.7, 1.0), (0.0, 0.3, 0.8)),
+    Component("serious_injury", "harm", -7.3, (0.0, 0.4, 0.6, 0.9), (0.0, 0.1, 0.3)),
+    Component("drowning", "harm", -11.7, (0.0, 0.4, 0.6, 1.0), (0.0, 0.2, 0.6)),
+    Component("missing", "harm", -8.75, (0.0, 0.4, 0.9, 1.4), (0.0, 0.5, 1.2)),
+    Component("begging", "harm", -10.65, (0.0, 0.4, 0.8, 2.0), (0.0, 0.3, 1.0)),
     # out of school: no new episode before the return day, which bounds the exposure instead
     Component(
-        "suspected_dropout", "dropout", -5.57, (0.0, 0.4, 0.8, 1.0), (0.0, 1.8, 1.8), "dropout"
+        "suspected_dropout", "dropout", -5.5, (0.0, 0.4, 0.8, 1.0), (0.0, 1.8, 1.8), "dropout"
     ),
-    Component("breakdown", "breakdown", -6.5, (0.0, 1.3, 1.0, NEG_INF), (0.0, 0.0, 0.0)),
-    Component("mental", "mental", -6.55, (0.0, 0.3, 0.6, 0.7), (0.0, 0.2, 0.4)),
+    Component("breakdown", "breakdown", -6.06, (0.0, 1.3, 1.0, NEG_INF), (0.0, 0.0, 0.0)),
+    Component("mental", "mental", -6.25, (0.0, 0.3, 0.6, 0.7), (0.0, 0.2, 0.4)),
 )
 DOMAIN_COMPONENTS: dict[str, tuple[int, ...]] = {
     d: tuple(i for i, c in enumerate(COMPONENTS) if c.domain == d) for d in DOMAINS

@@ -875,7 +875,7 @@ class LedgerBuilder:
         hh = pop.c_hh[kids]
         low_contact = np.isin(pop.hh_contact[hh], [codes.YEARLY, codes.NEVER])
         latent = (
-            0.8 * (x - 0.2)
+            0.8 * (x - 0.03)
             + 0.35 * pop.c_zm[kids]
             + 0.25 * ~pop.c_male[kids]
             + 0.3 * (pop.hh_k[hh] != codes.K_NORMAL)

@@ -14,10 +14,11 @@ from dataclasses import dataclass, fields
 import numpy as np
 import numpy.typing as npt
 
+from features.calendar import SPRING_FESTIVAL
 from features.synthetic import codes, params
 from features.synthetic.areas import CHILDREN_PER_VILLAGE, Areas
 from features.synthetic.identity import identity_numbers, names, surnames
-from features.synthetic.timeline import Timeline
+from features.synthetic.timeline import SF_ARRIVE_BEFORE, Timeline, to_day
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -299,13 +300,14 @@ def _populate(
         [codes.K_NORMAL, codes.K_INSUFFICIENT, codes.K_IMPROPER], parent.sum(), p=[0.15, 0.75, 0.10]
     )
     k[relation == codes.NOBODY] = codes.K_ABSENT
+
+    def _ages(key: str) -> FloatArray:
+        mean, sd, low, high = params.CAREGIVER_AGE[key]
+        return np.clip(rng.normal(mean, sd, n_h), low, high)
+
     cg_age = np.select(
         [relation == codes.GRANDPARENT, relation == codes.RELATIVE, relation == codes.PARENT],
-        [
-            np.clip(rng.normal(66, 7, n_h), 50, 88),
-            np.clip(rng.normal(45, 8, n_h), 25, 70),
-            np.clip(rng.normal(38, 6, n_h), 25, 55),
-        ],
+        [_ages("grandparent"), _ages("relative"), _ages("parent")],
         default=np.nan,
     )
     cg_birth = entry - cg_age * YEAR
@@ -339,24 +341,7 @@ def _populate(
     k_since = np.where(
         group == 0, np.maximum(hh_reg, tl.first_day - rng.integers(20, 4 * 365, n_h)), entry
     )
-    since_visit = np.select(
-        [
-            contact == codes.WEEKLY,
-            contact == codes.MONTHLY,
-            contact == codes.QUARTERLY,
-            contact == codes.YEARLY,
-        ],
-        [
-            rng.integers(1, 15, n_h),
-            rng.integers(10, 90, n_h),
-            rng.integers(30, 120, n_h),
-            rng.integers(200, 360, n_h),
-        ],
-        default=rng.integers(400, 1500, n_h),
-    )
-    parent_visit = np.where(
-        (contact == codes.NEVER) & (rng.random(n_h) < 0.6), NA_DAY, entry - since_visit
-    )
+    parent_visit = last_parent_visit(entry, contact, group, rng)
     village_serial = np.zeros(n_h, dtype=np.int64)
     order = np.lexsort((np.arange(n_h), village))
     sv = village[order]
@@ -472,6 +457,43 @@ def _populate(
     )
 
 
+def last_parent_visit(
+    entry: IntArray, contact: IntArray, group: IntArray, rng: np.random.Generator
+) -> IntArray:
+    """The day a parent was last home, for households joining the registry on ``entry``.
+
+    A file that already exists (the first day's population, a joining township's) carries the
+    past the dynamics would have made: the latest of a drop-in visit (one a month with the
+    contact code's ``PARENT_DROP_IN`` probability, so the months since the last one are
+    geometric) and the last of the three previous Spring Festivals the parents came home for
+    (each with ``SF_RETURN``); parents home for none of them were last home years ago or
+    never on record. A new registration is a family whose parents have just left: they were
+    home within the month.
+    """
+    n = len(entry)
+    drop_p = np.asarray(params.PARENT_DROP_IN)[contact]
+    months = rng.geometric(np.maximum(drop_p, 1e-9))
+    drop_in = np.where(
+        drop_p > 0, entry - ((months - 1) * 30.4 + rng.random(n) * 30.4).astype(np.int64), NA_DAY
+    )
+    festivals = np.asarray(
+        [to_day(d) - SF_ARRIVE_BEFORE for _, d in sorted(SPRING_FESTIVAL.items())], dtype=np.int64
+    )
+    latest = np.searchsorted(festivals, entry, side="right") - 1
+    sf_return = np.asarray(params.SF_RETURN)[contact]
+    festival = np.full(n, NA_DAY, dtype=np.int64)
+    for back in (2, 1, 0):  # oldest first, so a later return overwrites an earlier one
+        at = np.clip(latest - back, 0, len(festivals) - 1)
+        home = (latest - back >= 0) & (rng.random(n) < sf_return)
+        festival = np.where(home, festivals[at] + rng.integers(-3, 4, n), festival)
+    old = np.where(rng.random(n) < 0.6, NA_DAY, entry - rng.integers(1100, 1500, n))
+    seen = np.maximum(drop_in, festival)
+    existing = np.where(seen > NA_DAY, np.minimum(seen, entry - 1), old)
+    just_left = entry - rng.integers(1, 31, n)
+    out: IntArray = np.where(group == 1, just_left, existing).astype(np.int64)
+    return out
+
+
 def caregiver_health(k: IntArray, rng: np.random.Generator) -> IntArray:
     """A caregiver health grade consistent with the household's guardianship capacity."""
     n = len(k)
@@ -495,5 +517,6 @@ __all__ = [
     "Population",
     "build_population",
     "caregiver_health",
+    "last_parent_visit",
     "school_year_of",
 ]

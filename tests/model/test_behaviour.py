@@ -183,7 +183,12 @@ def test_the_model_ranks_well_above_chance_and_flags_borderline_children(
     trained: Prepared,
 ) -> None:
     result = trained.result
-    assert result.test["any"].values()["roc_auc"] > 0.7
+    auc = result.test["any"].values()["roc_auc"]
+    # A 3,000-child test window holds about 170 events (interval about ±0.04); published
+    # models of these children reach 0.72-0.83 and this population's oracle about 0.78 on the
+    # same rows. Well above chance, and above every baseline on the same window.
+    assert auc > 0.65
+    assert auc > max(b.values()["roc_auc"] for b in result.baselines.values())
     logged = result.test_predictions
     # Children whose interval straddles a tier threshold are flagged for review, and only they.
     assert logged["borderline"].any()

@@ -332,7 +332,9 @@ def test_prefetching_the_next_file_stores_exactly_what_loading_in_turn_stores(
         stores.append(_all_rows(con))
         con.close()
     assert summaries[0] == summaries[1]
-    assert summaries[0]["files_loaded"] == 25 and sum(summaries[0]["rejected"].values()) > 0
+    delivered = [f for f in (tmp_path / "synth" / "sources").rglob("*") if f.is_file()]
+    assert summaries[0]["files_loaded"] == len(delivered) > 0
+    assert sum(summaries[0]["rejected"].values()) > 0
     assert stores[0] == stores[1]
 
 

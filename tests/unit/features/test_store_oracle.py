@@ -3,6 +3,7 @@
 Histories have late entries, corrections (same natural key, recorded later, with changed
 values, dates and even children), same-day ties settled only by load order, and rows recorded
 after the as-of dates. Every feature of every spine row must agree between the two engines,
+under either of the store's query plans (join the spine first, or aggregate one date first),
 and must not change when the store also holds the rows recorded after the as-of date.
 """
 
@@ -231,6 +232,29 @@ def test_duckdb_store_equals_pandas_reference_on_random_histories(
     pd.testing.assert_frame_equal(store.as_of_frame(spine), reference.as_of_frame(spine))
     # build() adds the registry filter on top of the same retrieval: one date is enough.
     pd.testing.assert_frame_equal(store.build(dates[0]), reference.build(dates[0]))
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(history=rows(), dates=as_of_dates)
+def test_join_and_aggregate_plans_equal_pandas_reference_on_one_date(
+    stores: tuple[RawFactory, RawFactory],
+    history: list[tuple[str, dict[str, Any]]],
+    dates: list[date],
+) -> None:
+    full, _ = stores
+    _load(full, history)
+    day = dates[0]
+    spine = pd.DataFrame({"child_id": list(CHILDREN), "as_of": day})
+    reference = ReferenceEngine.from_connection(full.con)
+    expected, expected_build = reference.as_of_frame(spine), reference.build(day)
+    for plan in ("join", "aggregate"):
+        store = FeatureStore(full.con, plan=plan)
+        pd.testing.assert_frame_equal(store.as_of_frame(spine), expected)
+        pd.testing.assert_frame_equal(store.build(day), expected_build)
 
 
 @settings(

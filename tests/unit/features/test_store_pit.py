@@ -9,9 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from features.definitions import IDENTIFYING_COLUMNS, feature_names
+from features.definitions import IDENTIFYING_COLUMNS, VISIT, feature_names
 from features.rawstore import connect
-from features.store import FeatureStore
+from features.store import FeatureStore, Plan
 from tests.unit.features._raw_factory import Day, RawFactory, as_date
 
 
@@ -24,9 +24,12 @@ def factory(tmp_path: Path) -> Iterator[RawFactory]:
 
 
 def row(factory: RawFactory, as_of: Day, pid: str = "c-1") -> pd.Series:
-    """The features of one child as of one date."""
+    """The features of one child as of one date, checked equal under both query plans."""
     spine = pd.DataFrame({"child_id": [pid], "as_of": [as_date(as_of)]})
-    return FeatureStore(factory.con).as_of_frame(spine).iloc[0]
+    joined = FeatureStore(factory.con, plan="join").as_of_frame(spine)
+    aggregated = FeatureStore(factory.con, plan="aggregate").as_of_frame(spine)
+    pd.testing.assert_frame_equal(joined, aggregated)
+    return aggregated.iloc[0]
 
 
 def test_as_of_frame_ignores_rows_recorded_after_as_of(factory: RawFactory) -> None:
@@ -262,3 +265,40 @@ def test_refresh_keeps_versions_for_a_later_read_only_build(tmp_path: Path) -> N
         con.close()
     assert got["visits_30d"].tolist() == [1]
     assert got["days_since_last_visit"].tolist() == [8.0]
+
+
+def test_auto_plan_aggregates_first_only_for_one_date_spines_covering_the_registry(
+    factory: RawFactory,
+) -> None:
+    children = [f"c-{i}" for i in range(10)]
+    for pid in children:
+        factory.child(pid)
+    day = pd.Timestamp("2024-03-01")
+    everyone = pd.DataFrame({"child_id": children, "as_of": day})
+    few = everyone.iloc[:2]
+    two_dates = pd.concat([everyone, everyone.assign(as_of=pd.Timestamp("2024-04-01"))])
+    auto = FeatureStore(factory.con)
+    assert auto.plan_for(VISIT, everyone) == "aggregate"
+    assert auto.plan_for(VISIT, few) == "join"  # a few children: join their rows only
+    assert auto.plan_for(VISIT, two_dates) == "join"  # literals need a single date
+    assert FeatureStore(factory.con, plan="aggregate").plan_for(VISIT, few) == "aggregate"
+    assert FeatureStore(factory.con, plan="aggregate").plan_for(VISIT, two_dates) == "join"
+    assert FeatureStore(factory.con, plan="join").plan_for(VISIT, everyone) == "join"
+    with pytest.raises(ValueError, match="unknown plan"):
+        FeatureStore(factory.con, plan="fast")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("plan", ["join", "aggregate"])
+def test_as_of_frame_keeps_spine_order_under_either_plan(factory: RawFactory, plan: Plan) -> None:
+    for pid, visits in (("c-1", 1), ("c-2", 2), ("c-3", 3)):
+        factory.child(pid)
+        for k in range(visits):
+            factory.visit(pid, f"2024-03-0{k + 1}", guardian_present=False)
+    spine = pd.DataFrame(
+        {"child_id": ["c-3", "c-9", "c-1", "c-2"], "as_of": [date(2024, 3, 10)] * 4}
+    )
+    got = FeatureStore(factory.con, plan=plan).as_of_frame(spine)
+    assert got["child_id"].tolist() == ["c-3", "c-9", "c-1", "c-2"]
+    assert got["visits_30d"].tolist() == [3, 0, 1, 2]
+    assert got["visits_guardian_absent_90d"].tolist() == [3, 0, 1, 2]
+    assert got["days_since_last_visit"].fillna(-1).tolist() == [7.0, -1.0, 9.0, 8.0]

@@ -28,12 +28,15 @@ def figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Figure]:
         ("age 0-5", 0.19, 0.245),
         ("age 6-13", 0.64, 0.71),
         ("age 14-15", 0.085, 0.135),
-        ("caregiver: grandparent", 0.86, 0.92),
-        ("caregiver: relative", 0.015, 0.055),
+        ("caregiver: grandparent", 0.895, 0.955),
+        ("caregiver: relative", 0.015, 0.06),
         ("caregiver: parent", 0.015, 0.055),
-        ("caregiver: none", 0.025, 0.06),
+        # The 2018 count: no standing no-guardian group; only January's breakdowns.
+        ("caregiver: none", 0.0, 0.01),
+        ("caregiver age on the first day (mean, years)", 56.5, 60.0),
         ("poor guardianship (with grandparents or relatives)", 0.02, 0.055),
-        ("parent contact: 从不", 0.12, 0.185),
+        ("parent contact (phone): 每周", 0.35, 0.46),
+        ("parent contact (phone): 从不", 0.02, 0.07),
         ("depressive symptoms (CES-DC >= 16)", 0.27, 0.35),
         ("screen positive (referral)", 0.015, 0.07),
         ("annual injury incidence", 0.07, 0.11),
@@ -43,6 +46,24 @@ def test_population_share_matches_target(
     figures: dict[str, Figure], name: str, low: float, high: float
 ) -> None:
     assert low <= figures[name].achieved <= high, figures[name]
+
+
+def test_standing_shares_hold_to_the_end_of_the_run(figures: dict[str, Figure]) -> None:
+    """The chains keep the statistics' shares: no drift away from the first day's calibration
+    (poor guardianship once tripled within two years), no standing no-guardian group."""
+    standing = {
+        name.split(",")[0]: f for name, f in figures.items() if "update" in name or "end of" in name
+    }
+    assert set(standing) == {
+        "poor guardianship (with grandparents or relatives)",
+        "no guardian (caregiver none)",
+        "parents not home for over a year (or never on record)",
+        "minimum income (低保)",
+    }
+    assert 0.02 <= standing["poor guardianship (with grandparents or relatives)"].achieved <= 0.055
+    assert standing["no guardian (caregiver none)"].achieved <= 0.015
+    assert 0.10 <= standing["parents not home for over a year (or never on record)"].achieved <= 0.2
+    assert 0.004 <= standing["minimum income (低保)"].achieved <= 0.022
 
 
 def test_injuries_are_more_common_for_boys(figures: dict[str, Figure]) -> None:

@@ -93,7 +93,13 @@ def test_test_window_table_has_every_metric_with_an_interval_and_both_baselines(
     for report in (*result.test.values(), *result.baselines.values()):
         for name in METRICS:
             estimate = report.metrics[name]
-            assert estimate.low <= estimate.value <= estimate.high, name
+            assert estimate.low <= estimate.high, name
+            if name == "ece":
+                # Resampling only adds noise to the bins, which raises the calibration error:
+                # the percentile interval of a small ECE can sit wholly above the estimate.
+                assert 0.0 <= estimate.value <= estimate.high, name
+            else:
+                assert estimate.low <= estimate.value <= estimate.high, name
     assert set(result.baselines) == {"scorecard", "warning_signs", "village_rate"}
     model = result.test["any"].values()
     # Boosting is compared with the scorecard on paired resamples, with an interval.
