@@ -20,20 +20,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import date
+from typing import Literal
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from features import assembly
-from features.assembly import ROW, arrow_to_pandas
+from features.assembly import ROW, arrow_to_pandas, as_of_calendar
 from features.definitions import VIEWS, FeatureView
 from features.rawstore import raw_table
 from features.sql import (
     DATES_TABLE,
     SPINE_TABLE,
     SUPERSEDED_TABLE,
+    Calendar,
     areas_sql,
+    calendar_columns,
     registry_children_sql,
     superseded_sql,
     view_sql,
@@ -45,6 +49,13 @@ logger = logging.getLogger(__name__)
 PERSISTED_SUPERSEDED = "pit_superseded_{source}"
 _STAMPS = "pit_superseded_stamps"
 
+#: Where an entity's keys are listed, to tell how much of it a spine covers: raw table, column.
+_ENTITY_KEYS = {"child": ("children", "child_id"), "school": ("attendance", "school_code")}
+#: A one-date spine covering at least this share of an entity's keys is aggregated first.
+AGGREGATE_FIRST_SHARE = 0.5
+
+Plan = Literal["auto", "join", "aggregate"]
+
 
 class FeatureStore:
     """Point-in-time features from the raw tables of one DuckDB connection.
@@ -53,6 +64,13 @@ class FeatureStore:
     ----------
     con
         A connection to the store (read-only is fine: helper tables are then temporary).
+    plan
+        How view queries meet the spine (``features.sql``): ``"join"`` joins raw rows to the
+        spine first (any spine); ``"aggregate"`` aggregates per entity first whenever the
+        spine has a single as-of date; ``"auto"`` (default) does the latter only when that
+        one-date spine also covers at least ``AGGREGATE_FIRST_SHARE`` of the entity's keys
+        (a whole county's weekly build), where it is cheaper. Every plan gives the same
+        frame.
 
     Notes
     -----
@@ -61,10 +79,14 @@ class FeatureStore:
     is rebuilt whenever the raw table's row count or highest ``_seq`` changes.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, *, plan: Plan = "auto") -> None:
+        if plan not in ("auto", "join", "aggregate"):
+            raise ValueError(f"unknown plan {plan!r}")
         self.con = con
+        self.plan = plan
         self._superseded: dict[str, tuple[tuple[int, int], str]] = {}
         self._spines: dict[str, tuple[pd.DataFrame, int]] = {}
+        self._key_counts: dict[str, tuple[int, int]] = {}
 
     # -- public API ------------------------------------------------------------------------
     def registered_children(self, as_of: date) -> pd.DataFrame:
@@ -110,8 +132,14 @@ class FeatureStore:
         return assembly.compute_frame(self, spine)
 
     def queries(self) -> dict[str, str]:
-        """Every query the store generates, by name (for portability checks and review)."""
+        """Every query the store generates, by name (for portability checks and review).
+
+        ``view:<name>`` is a view's join-first plan; ``view_one_date:<name>`` its
+        aggregate-first plan, shown for an example date.
+        """
         out = {f"view:{v.name}": view_sql(v) for v in VIEWS}
+        example = _calendar_row(as_of_calendar([date(2025, 6, 30)]), 0)
+        out.update({f"view_one_date:{v.name}": view_sql(v, at=example) for v in VIEWS})
         for view in VIEWS:
             if view.version_key:
                 out[f"superseded:{view.source}"] = superseded_sql(view.source, view.version_key)
@@ -126,8 +154,10 @@ class FeatureStore:
         superseded = None
         if view.version_key:
             superseded = self.ensure_superseded(view.source, view.version_key)
-        frame = arrow_to_pandas(self.con.sql(view_sql(view, superseded)).to_arrow_table())
-        return frame.drop(columns=[ROW])
+        at = self._one_date(view, spine)
+        table = self.con.sql(view_sql(view, superseded, at)).to_arrow_table()
+        table = _whole_numbers(_in_spine_order(table, len(spine)).drop_columns([ROW]))
+        return arrow_to_pandas(table)
 
     def areas(self, as_of: Sequence[date]) -> pd.DataFrame:
         """Each area's parent code as known on each date."""
@@ -214,6 +244,49 @@ class FeatureStore:
             return None
         return (int(rows[0][0]), int(rows[0][1])) if rows else None
 
+    def plan_for(self, view: FeatureView, spine: pd.DataFrame) -> Literal["join", "aggregate"]:
+        """The plan ``view`` runs with over ``spine`` (see ``plan`` and ``features.sql``).
+
+        Parameters
+        ----------
+        view
+            A feature view.
+        spine
+            Its entity's spine: the entity key and ``as_of`` (dates), one row per pair.
+
+        Returns
+        -------
+        str
+            ``"aggregate"`` (aggregate first; only for a spine of a single date) or
+            ``"join"`` (join the spine first).
+        """
+        if self.plan == "join" or spine.empty or spine["as_of"].nunique() != 1:
+            return "join"
+        if self.plan == "auto" and len(spine) < AGGREGATE_FIRST_SHARE * self._key_count(view):
+            return "join"
+        return "aggregate"
+
+    def _one_date(self, view: FeatureView, spine: pd.DataFrame) -> Calendar | None:
+        """The spine's calendar if ``view`` is to be aggregated first, else None."""
+        if self.plan_for(view, spine) == "join":
+            return None
+        wanted = ("as_of", *calendar_columns(view))
+        return {k: v for k, v in _calendar_row(spine, 0).items() if k in wanted}
+
+    def _key_count(self, view: FeatureView) -> int:
+        """About how many keys the view's entity has (HyperLogLog; cached per table size)."""
+        source, column = _ENTITY_KEYS.get(view.entity.name, (view.source, view.entity.key))
+        rows = self.con.sql(f"SELECT COUNT(*) FROM {raw_table(source)}").fetchall()
+        size = int(rows[0][0])
+        cached = self._key_counts.get(source)
+        if cached is None or cached[0] != size:
+            distinct = self.con.sql(
+                f"SELECT APPROX_COUNT_DISTINCT({column}) FROM {raw_table(source)}"
+            ).fetchall()
+            cached = (size, int(distinct[0][0] or 0))
+            self._key_counts[source] = cached
+        return cached[1]
+
     def _load_spine(self, entity: str, spine: pd.DataFrame) -> None:
         # Every view of one frame reads the same spine: copy it into DuckDB once, not per view.
         cached = self._spines.get(entity)
@@ -239,4 +312,50 @@ class FeatureStore:
         self._spines[entity] = (spine, len(spine))
 
 
-__all__ = ["FeatureStore"]
+def _calendar_row(frame: pd.DataFrame, i: int) -> dict[str, date | None]:
+    """``as_of`` and the window bounds of row ``i`` of a spine or calendar, as dates."""
+    out: dict[str, date | None] = {}
+    for name in frame.columns:
+        if name == "as_of" or name.startswith(("from_", "to_")):
+            value = frame[name].iloc[i]
+            out[name] = None if pd.isna(value) else pd.Timestamp(value).date()
+    return out
+
+
+def _in_spine_order(table: pa.Table, rows: int) -> pa.Table:
+    """Put a view's result in spine order: row ``i`` is spine row ``i``.
+
+    The queries end without ``ORDER BY``: DuckDB would sort every column of a million-row
+    result, where placing rows by their ``_spine_row`` (a permutation of ``0..rows-1``) is
+    one scatter and one gather.
+
+    Raises
+    ------
+    RuntimeError
+        If the result is not exactly one row per spine row.
+    """
+    spine_row = table.column(ROW).to_numpy()
+    if len(spine_row) == rows and np.array_equal(spine_row, np.arange(rows)):
+        return table  # often so: the spine is the probe side of the last join
+    position = np.full(rows, -1, dtype=np.int64)
+    if len(spine_row) == rows:
+        position[spine_row] = np.arange(rows, dtype=np.int64)
+    if len(spine_row) != rows or (position < 0).any():
+        raise RuntimeError(f"a view returned {len(spine_row)} rows, not one per spine row")
+    return table.take(pa.array(position))
+
+
+def _whole_numbers(table: pa.Table) -> pa.Table:
+    """Integer sums as 64-bit integers rather than 128-bit decimals.
+
+    DuckDB sums integers into ``HUGEINT``, which reaches pandas as Python ``Decimal``
+    objects (slow to convert). The cast is checked: a sum beyond 64 bits raises.
+    """
+    for i, field in enumerate(table.schema):
+        if pa.types.is_decimal(field.type) and field.type.scale == 0:
+            column = table.column(i).cast(pa.int64(), safe=True)
+            table = table.set_column(i, field.name, column)
+    return table
+
+
+__all__ = ["AGGREGATE_FIRST_SHARE", "FeatureStore", "Plan"]
