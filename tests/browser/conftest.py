@@ -15,6 +15,7 @@ a missing browser is a failure. Screenshots go to ``tests/artifacts/screenshots`
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import threading
@@ -204,3 +205,38 @@ def screenshots() -> Path:
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     print(f"\nbrowser screenshots: {SCREENSHOT_DIR}")  # noqa: T201 - where to look
     return SCREENSHOT_DIR
+
+
+@pytest.fixture
+def phone(browser: Any) -> Iterator[Any]:
+    """A fresh browser context at phone size (no cookies from another test)."""
+    context = browser.new_context(viewport=PHONE, locale="zh-CN")
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def sign_in(page: Any, served: Served, who: str, then: str | None = None) -> None:
+    """Sign in as the account ``who`` and wait for the page it lands on.
+
+    Without ``then`` the user lands where the service sends them (the watch list, or the
+    model page for roles without one); with it, on ``then`` (the form's way back).
+    """
+    account = served.accounts[who]
+    page.goto(f"{served.base_url}/sign-in" + ("" if then is None else f"?next={then}"))
+    page.fill("#username", account["username"])
+    page.fill("#password", account["password"])
+    page.click("button[type=submit]")
+    landing = r".*/(watchlist|model)(\?.*)?$" if then is None else rf".*{re.escape(then)}$"
+    page.wait_for_url(re.compile(landing), timeout=15_000)
+
+
+def shoot(page: Any, folder: Path, name: str) -> None:
+    """Save the current page at phone and desktop width (full length)."""
+    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
+        page.set_viewport_size(size)
+        page.screenshot(path=str(folder / f"{name}-{label}.png"), full_page=True)
+    page.set_viewport_size(PHONE)

@@ -11,48 +11,18 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import DESKTOP, PHONE, Served
+from tests.browser.conftest import Served, shoot, sign_in
 
 pytestmark = pytest.mark.slow
 
 #: Shared between the tests of this module: the child the caseworker reviewed.
 FOUND: dict[str, str] = {}
-
-
-def _sign_in(page: Any, served: Served, who: str) -> None:
-    account = served.accounts[who]
-    page.goto(f"{served.base_url}/sign-in")
-    page.fill("#username", account["username"])
-    page.fill("#password", account["password"])
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(r".*/(watchlist|model)(\?.*)?$"), timeout=15_000)
-
-
-def _shoot(page: Any, folder: Path, name: str) -> None:
-    """The current page at phone and desktop width (full length)."""
-    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
-        page.set_viewport_size(size)
-        page.screenshot(path=str(folder / f"{name}-{label}.png"), full_page=True)
-    page.set_viewport_size(PHONE)
-
-
-@pytest.fixture
-def phone(browser: Any) -> Iterator[Any]:
-    """A fresh browser context at phone size (no cookies from another test)."""
-    context = browser.new_context(viewport=PHONE, locale="zh-CN")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 def test_sign_in_refuses_a_wrong_password_and_keeps_pages_behind_it(
@@ -66,7 +36,7 @@ def test_sign_in_refuses_a_wrong_password_and_keeps_pages_behind_it(
     page.fill("#password", "not-the-password")
     page.click("button[type=submit]")
     assert page.get_by_test_id("signin-failed").is_visible()
-    _shoot(page, screenshots, "sign-in")
+    shoot(page, screenshots, "sign-in")
     page.fill("#password", served.accounts["cw_a"]["password"])
     page.click("button[type=submit]")
     page.wait_for_url(re.compile(r".*/watchlist$"))
@@ -75,13 +45,13 @@ def test_sign_in_refuses_a_wrong_password_and_keeps_pages_behind_it(
 
 def test_caseworker_triages_the_watch_list(phone: Any, served: Served, screenshots: Path) -> None:
     page = phone
-    _sign_in(page, served, "cw_a")
+    sign_in(page, served, "cw_a")
     rows = page.get_by_test_id("watch-row")
     assert rows.count() > 0
     tiers = [rows.nth(i).get_attribute("data-tier") for i in range(rows.count())]
     assert tiers == sorted(tiers), "the list is ranked by tier first"
     assert tiers[0] == "T1"
-    _shoot(page, screenshots, "watchlist")
+    shoot(page, screenshots, "watchlist")
 
     # Filtering swaps the rows in place (htmx) and keeps the filter in the address.
     with page.expect_response(lambda r: "/watchlist?" in r.url and r.status == 200):
@@ -110,7 +80,7 @@ def test_caseworker_opens_a_child_and_records_a_visit_with_a_proposal(
 ) -> None:
     page = phone
     child = FOUND["child"]
-    _sign_in(page, served, "cw_a")
+    sign_in(page, served, "cw_a")
     page.goto(f"{served.base_url}/watchlist?tier=T3")
     page.locator(f"[data-child='{child}'] a").click()
     page.wait_for_url(re.compile(rf".*/children/{child}$"))
@@ -127,7 +97,7 @@ def test_caseworker_opens_a_child_and_records_a_visit_with_a_proposal(
         " return i && i.complete && i.naturalWidth > 0; }"
     )
     assert page.get_by_test_id("child-tier").get_attribute("data-tier") == "T3"
-    _shoot(page, screenshots, "child")
+    shoot(page, screenshots, "child")
 
     page.get_by_test_id("open-review").click()
     page.wait_for_url(re.compile(rf".*/children/{child}/review$"))
@@ -139,7 +109,7 @@ def test_caseworker_opens_a_child_and_records_a_visit_with_a_proposal(
     page.get_by_test_id("review-submit").click()
     expect(page.get_by_test_id("form-errors")).to_be_visible()
     assert page.locator("#notes").input_value() == "祖母住院,孩子独自照顾弟弟"
-    _shoot(page, screenshots, "review-form")
+    shoot(page, screenshots, "review-form")
     page.select_option("#reason_code", "visit_found_higher_risk")
     page.fill("#reason_text", "监护人住院,暂无成年人照料")
     page.get_by_test_id("review-submit").click()
@@ -152,11 +122,11 @@ def test_caseworker_opens_a_child_and_records_a_visit_with_a_proposal(
 def test_supervisor_overrides_from_the_queue(phone: Any, served: Served, screenshots: Path) -> None:
     page = phone
     child = FOUND["child"]
-    _sign_in(page, served, "sup")
+    sign_in(page, served, "sup")
     page.goto(f"{served.base_url}/queue")
     proposal = page.locator(f"[data-testid=queue-proposal][data-child='{child}']")
     assert proposal.count() == 1
-    _shoot(page, screenshots, "queue")
+    shoot(page, screenshots, "queue")
     proposal.locator("a").click()
     page.wait_for_url(re.compile(rf".*/children/{child}/decide\?proposal=\d+$"))
     assert page.get_by_test_id("proposal").count() == 1
@@ -166,7 +136,7 @@ def test_supervisor_overrides_from_the_queue(phone: Any, served: Served, screens
     expect(page.get_by_test_id("form-errors")).to_be_visible()  # no reason: nothing recorded
     page.select_option("#reason_code", "professional_judgement")
     page.fill("#reason_text", "走访发现无人照料,按一级处置")
-    _shoot(page, screenshots, "decision")
+    shoot(page, screenshots, "decision")
     page.get_by_test_id("override-submit").click()
     page.wait_for_url(re.compile(rf".*/children/{child}\?done=decision$"))
     assert page.get_by_test_id("child-tier").get_attribute("data-tier") == "T1"
@@ -179,7 +149,7 @@ def test_supervisor_overrides_from_the_queue(phone: Any, served: Served, screens
 
 def test_a_floor_cannot_be_undercut_from_the_decision_form(phone: Any, served: Served) -> None:
     page = phone
-    _sign_in(page, served, "sup")
+    sign_in(page, served, "sup")
     page.goto(f"{served.base_url}/watchlist?tier=T1")
     first = page.get_by_test_id("watch-row").first
     child = first.get_attribute("data-child")
@@ -195,12 +165,12 @@ def test_caseworker_of_another_township_gets_not_found(
 ) -> None:
     page = phone
     child = FOUND["child"]
-    _sign_in(page, served, "cw_b")
+    sign_in(page, served, "cw_b")
     response = page.goto(f"{served.base_url}/children/{child}")
     assert response is not None and response.status == 404
     assert page.get_by_test_id("error-page").is_visible()
     assert child not in page.content()  # not even the pseudonymous id is echoed
-    _shoot(page, screenshots, "not-found")
+    shoot(page, screenshots, "not-found")
     unknown = page.goto(f"{served.base_url}/children/c-0000000000000000")
     assert unknown is not None and unknown.status == 404
     assert page.get_by_test_id("error-page").is_visible()  # the same page as for an outsider
@@ -220,7 +190,7 @@ def test_caseworker_of_another_township_gets_not_found(
 def test_a_form_without_its_csrf_token_is_refused(phone: Any, served: Served) -> None:
     page = phone
     child = FOUND["child"]
-    _sign_in(page, served, "cw_a")
+    sign_in(page, served, "cw_a")
     # Same cookies as the signed-in page, but no token: what a cross-site form would send.
     response = page.request.post(
         f"{served.base_url}/children/{child}/review",
@@ -240,18 +210,18 @@ def test_alerts_model_reports_and_the_english_switch(
     folder.mkdir(exist_ok=True)
     (folder / "drift-2025-12-31.html").write_text("<html><body>drift report</body></html>")
     (folder / "drift-2025-12-31.json").write_text('{"drift": false}')
-    _sign_in(page, served, "cw_a")
+    sign_in(page, served, "cw_a")
     page.goto(f"{served.base_url}/alerts")
     assert page.get_by_test_id("alert").count() > 0
-    _shoot(page, screenshots, "alerts")
+    shoot(page, screenshots, "alerts")
     page.goto(f"{served.base_url}/model")
     assert "shouhu-risk" in page.get_by_test_id("model-facts").inner_text()
-    _shoot(page, screenshots, "model")
+    shoot(page, screenshots, "model")
     page.goto(f"{served.base_url}/reports")
     page.get_by_test_id("latest-drift").locator("a").click()
     assert "drift report" in page.content()
     page.goto(f"{served.base_url}/reports")
-    _shoot(page, screenshots, "reports")
+    shoot(page, screenshots, "reports")
     outside = page.goto(f"{served.base_url}/reports/..%2F..%2Fservice.db")
     assert outside is not None and outside.status == 404
 
@@ -261,4 +231,4 @@ def test_alerts_model_reports_and_the_english_switch(
     assert page.locator("nav.nav a.current").inner_text() == "Reports"
     page.goto(f"{served.base_url}/watchlist")
     assert page.locator("h1").inner_text() == "Watch list"
-    _shoot(page, screenshots, "watchlist-en")
+    shoot(page, screenshots, "watchlist-en")

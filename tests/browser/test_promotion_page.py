@@ -21,8 +21,7 @@ import pytest
 from service.state import registry_for
 from tests._promotion_home import KEEP_QUARTER, PROMOTE_QUARTER, add_accounts, promotion_home
 from tests._service_home import PASSWORD
-from tests.browser.conftest import DESKTOP, Served, _free_socket
-from tests.browser.test_casework_pages import _shoot, _sign_in
+from tests.browser.conftest import DESKTOP, Served, _free_socket, shoot, sign_in
 
 pytestmark = pytest.mark.slow
 
@@ -79,7 +78,7 @@ def _champion(served: Served) -> int | None:
 
 def test_a_caseworker_can_neither_open_nor_post_an_approval(desk: Any, approval: Served) -> None:
     page = desk
-    _sign_in(page, approval, "cw_town")
+    sign_in(page, approval, "cw_town")
     page.goto(f"{approval.base_url}/reports")
     assert page.get_by_test_id("reevaluations").is_visible()
     assert page.get_by_test_id(f"review-{PROMOTE_QUARTER}").count() == 0  # no way in
@@ -101,7 +100,7 @@ def test_a_county_supervisor_approves_from_the_reports_page(
     desk: Any, approval: Served, screenshots: Path
 ) -> None:
     page = desk
-    _sign_in(page, approval, "sup_county")
+    sign_in(page, approval, "sup_county")
     page.goto(f"{approval.base_url}/reports")
     # The keep is shown with what blocks it and no form.
     page.get_by_test_id(f"review-{KEEP_QUARTER}").click()
@@ -109,7 +108,7 @@ def test_a_county_supervisor_approves_from_the_reports_page(
     assert page.get_by_test_id("recommendation").get_attribute("data-value") == "keep"
     assert "recommends keep" in page.get_by_test_id("blockers").inner_text()
     assert page.get_by_test_id("approval-form").count() == 0
-    _shoot(page, screenshots, "promotion-keep")
+    shoot(page, screenshots, "promotion-keep")
 
     page.goto(f"{approval.base_url}/reports")
     page.get_by_test_id(f"review-{PROMOTE_QUARTER}").click()
@@ -117,7 +116,7 @@ def test_a_county_supervisor_approves_from_the_reports_page(
     assert page.get_by_test_id("recommendation").get_attribute("data-value") == "promote"
     assert page.get_by_test_id("challenger").inner_text() == "v2"
     assert page.get_by_test_id("served-model").get_attribute("data-served") == "1"
-    _shoot(page, screenshots, "promotion-approve")
+    shoot(page, screenshots, "promotion-approve")
     reason = "2025Q3 复评:精确率明显更高,公平性在范围内,已安排新进入一、二级儿童的走访。"
     page.fill("#reason", reason)
     page.get_by_test_id("approve-submit").click()
@@ -128,7 +127,7 @@ def test_a_county_supervisor_approves_from_the_reports_page(
     assert served.get_attribute("data-served") == "1"
     assert served.get_attribute("data-switch") == "restart"
     assert page.get_by_test_id("registry-champion").inner_text() == "v2"
-    _shoot(page, screenshots, "promotion-approved")
+    shoot(page, screenshots, "promotion-approved")
 
     assert _champion(approval) == 2
     with sqlite3.connect(approval.home / "service.db") as db:

@@ -20,39 +20,9 @@ import pytest
 from playwright.sync_api import expect
 
 from service.workflow.stats import FLAG_MIN_DECISIONS
-from tests.browser.conftest import DESKTOP, PHONE, Served
+from tests.browser.conftest import Served, shoot, sign_in
 
 pytestmark = pytest.mark.slow
-
-
-def _sign_in(page: Any, served: Served, who: str, then: str) -> None:
-    """Sign in as ``who`` and land on ``then`` (the sign-in form's way back)."""
-    account = served.accounts[who]
-    page.goto(f"{served.base_url}/sign-in?next={then}")
-    page.fill("#username", account["username"])
-    page.fill("#password", account["password"])
-    page.click("button[type=submit]")
-    page.wait_for_url(re.compile(rf".*{re.escape(then)}$"), timeout=15_000)
-
-
-def _shoot(page: Any, folder: Path, name: str) -> None:
-    """The current page at phone and desktop width (full length)."""
-    for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
-        page.set_viewport_size(size)
-        page.screenshot(path=str(folder / f"{name}-{label}.png"), full_page=True)
-    page.set_viewport_size(PHONE)
-
-
-@pytest.fixture
-def phone(browser: Any) -> Iterator[Any]:
-    """A fresh browser context at phone size (no cookies from another test)."""
-    context = browser.new_context(viewport=PHONE, locale="zh-CN")
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    try:
-        yield page
-    finally:
-        context.close()
 
 
 def _token(served: Served, username: str) -> str:
@@ -110,7 +80,7 @@ def test_supervisor_reads_override_rates_from_the_queue(
     phone: Any, served: Served, screenshots: Path, api: httpx.Client, decided: list[str]
 ) -> None:
     page = phone
-    _sign_in(page, served, "sup", "/queue")
+    sign_in(page, served, "sup", "/queue")
     page.get_by_test_id("queue-rates-link").click()
     page.wait_for_url(re.compile(r".*/override-rates$"))
     assert page.locator("nav.nav a.current").inner_text().startswith("改判率")
@@ -118,7 +88,7 @@ def test_supervisor_reads_override_rates_from_the_queue(
     expect(mine).to_be_visible()
     assert mine.get_attribute("data-flagged") == "yes"
     expect(mine.get_by_test_id("rate-flagged")).to_be_visible()  # highlighted, with its rate
-    _shoot(page, screenshots, "override-rates")
+    shoot(page, screenshots, "override-rates")
 
     # Every split shows the API's numbers.
     for by in ("tier", "girl", "disability", "township", "reviewer"):
@@ -139,7 +109,7 @@ def test_supervisor_reads_override_rates_from_the_queue(
     page.locator("[data-testid=rates-filters] button[type=submit]").click()
     page.wait_for_url(re.compile(r".*by=tier.*"))
     assert page.locator("[data-testid=rate-row][data-group=T4]").count() >= 1
-    _shoot(page, screenshots, "override-rates-by-tier")
+    shoot(page, screenshots, "override-rates-by-tier")
 
     # English on the switch.
     page.get_by_test_id("lang-switch").click()
@@ -152,7 +122,7 @@ def test_supervisor_pages_through_the_audit_log_and_filters_it(
 ) -> None:
     page = phone
     child = decided[0]
-    _sign_in(page, served, "sup", f"/children/{child}")  # a read of the child's file: audited
+    sign_in(page, served, "sup", f"/children/{child}")  # a read of the child's file: audited
     page.goto(f"{served.base_url}/audit")
     entries = page.get_by_test_id("audit-entry")
     expect(entries.first).to_be_visible()
@@ -160,7 +130,7 @@ def test_supervisor_pages_through_the_audit_log_and_filters_it(
     assert ids == sorted(ids, reverse=True), "newest first"
     assert entries.first.get_attribute("data-child") == child
     assert entries.first.get_attribute("data-user") == "sup"
-    _shoot(page, screenshots, "audit")
+    shoot(page, screenshots, "audit")
 
     # An entry opens the log of that child only.
     entries.first.locator("a").click()
@@ -189,7 +159,7 @@ def test_supervisor_pages_through_the_audit_log_and_filters_it(
 
 def test_a_caseworker_has_neither_oversight_page(phone: Any, served: Served) -> None:
     page = phone
-    _sign_in(page, served, "cw_a", "/alerts")
+    sign_in(page, served, "cw_a", "/alerts")
     tabs = page.locator("nav.nav a").all_inner_texts()
     assert not any(t.startswith(("改判率", "审计日志")) for t in tabs)
     for path in ("/override-rates", "/audit"):
